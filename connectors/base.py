@@ -1,0 +1,133 @@
+"""The connector protocol: what the hub asks of every CRM connector.
+
+Public entry points: :class:`Connector`, :class:`ConnectorFactory`, :class:`RemoteRecord`,
+:class:`Page`, :class:`WriteResult`, :class:`Capabilities`.
+
+A connector speaks its vendor's API and vendor-shaped field names; it knows nothing of links,
+canonical ids or merge rules. The hub maps vendor fields to the canonical schema with the field
+maps of ``mappings/`` and translates references (a contact's company) to the vendor's own ids
+before it calls ``create`` or ``update``.
+
+Glossary (see DESIGN.md): an *object type* is ``companies``, ``contacts`` or ``deals``; a
+*remote id* is the vendor's id of a record, always a string here; *modified_at* is the vendor's
+own last-modified time, timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from connectors.errors import RecordRejected
+
+VendorFields = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRecord:
+    """One vendor record as read: its id, its modified time and its vendor-named fields."""
+
+    id: str
+    modified_at: datetime
+    fields: VendorFields
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a read. ``next_token`` is opaque to the hub; ``None`` means the last page."""
+
+    records: Sequence[RemoteRecord]
+    next_token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of one record in a batch write, in the order the records were sent.
+
+    On success ``remote_id`` and ``modified_at`` describe the stored record. On failure
+    ``error`` holds the vendor's rejection in its own words and the rest of the batch stands.
+    """
+
+    remote_id: str | None
+    modified_at: datetime | None = None
+    error: RecordRejected | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector can do, so the hub plans without trial and error.
+
+    ``upsert_keys`` names, per object type, the vendor field on which ``create`` upserts: a create
+    on such an object type is idempotent, so the hub need not look the record up first after a
+    crash. ``max_batch`` is the most records one write call takes.
+    """
+
+    object_types: frozenset[str]
+    max_batch: int = 100
+    detects_deletes: bool = False
+    upsert_keys: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One configured CRM account. All methods may raise :mod:`connectors.errors` types."""
+
+    system: str
+    capabilities: Capabilities
+
+    def check(self) -> None:
+        """Reach the vendor and prove the credentials work; raise AuthError or Unreachable."""
+
+    def read_changes(
+        self,
+        object_type: str,
+        since: datetime | None,
+        page_token: str | None,
+        fields: Sequence[str],
+    ) -> Page:
+        """Records modified at or after ``since`` (all when None), oldest first, one page."""
+
+    def read_deletes(self, object_type: str, since: datetime | None, page_token: str | None) -> Page:
+        """Records deleted at or after ``since``, as ``RemoteRecord(deleted=True)``, one page."""
+
+    def read(self, object_type: str, ids: Sequence[str], fields: Sequence[str]) -> list[RemoteRecord]:
+        """The current state of the records with these ids; ids that do not exist are omitted."""
+
+    def find(self, object_type: str, field: str, values: Sequence[str]) -> list[RemoteRecord]:
+        """Records whose vendor ``field`` equals one of ``values`` (case-insensitively)."""
+
+    def create(self, object_type: str, records: Sequence[VendorFields]) -> list[WriteResult]:
+        """Create records; one result per record, in order."""
+
+    def update(
+        self, object_type: str, changes: Sequence[tuple[str, VendorFields]]
+    ) -> list[WriteResult]:
+        """Apply partial updates ``(remote_id, fields)``; a None value clears the field."""
+
+    def delete(self, object_type: str, ids: Sequence[str]) -> list[WriteResult]:
+        """Delete (or archive, where the vendor only archives) the records with these ids."""
+
+    def close(self) -> None:
+        """Release sessions and sockets."""
+
+
+class ConnectorFactory(Protocol):
+    """What the ``crmhub.connectors`` entry point names: a class built from its settings.
+
+    ``settings_model`` validates the system's keys of the config file (credentials, base URL);
+    ``vendor`` names the default field map in ``mappings/maps/<vendor>.yaml``.
+    """
+
+    settings_model: ClassVar[type[BaseModel]]
+    vendor: ClassVar[str]
+
+    def __call__(self, system: str, settings: Any) -> Connector: ...
