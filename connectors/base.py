@@ -96,10 +96,14 @@ class Connector(Protocol):
     ) -> Page:
         """Records modified at or after ``since`` (all when None), oldest first, one page."""
 
-    def read_deletes(self, object_type: str, since: datetime | None, page_token: str | None) -> Page:
+    def read_deletes(
+        self, object_type: str, since: datetime | None, page_token: str | None
+    ) -> Page:
         """Records deleted at or after ``since``, as ``RemoteRecord(deleted=True)``, one page."""
 
-    def read(self, object_type: str, ids: Sequence[str], fields: Sequence[str]) -> list[RemoteRecord]:
+    def read(
+        self, object_type: str, ids: Sequence[str], fields: Sequence[str]
+    ) -> list[RemoteRecord]:
         """The current state of the records with these ids; ids that do not exist are omitted."""
 
     def find(self, object_type: str, field: str, values: Sequence[str]) -> list[RemoteRecord]:

@@ -11,10 +11,10 @@ back as :class:`connectors.base.WriteResult` with an error, so the rest of the b
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What the caller should do when an operation fails."""
 
     RETRY = "retry"  # transient: the same request may succeed if sent again
@@ -24,7 +24,7 @@ class Action(str, Enum):
     FAIL_RUN = "fail_run"  # nothing sent to this system can succeed; stop syncing it
 
 
-class Fault(str, Enum):
+class Fault(StrEnum):
     """Whose fault a failure is, for the message a person reads."""
 
     CONFIG = "config"  # the user's settings or credentials

@@ -1,0 +1,93 @@
+"""Opens the state database and brings its schema up to date.
+
+Public entry points: :func:`open_database`, :func:`upgrade_schema`, :class:`DatabaseError`.
+
+SQLite is the default: a file, in WAL mode so readers (``crmhub status``, the dashboard) never
+block a running sync, with a busy timeout so two processes wait for each other instead of
+failing. PostgreSQL is used when the URL says so. The schema is always managed by Alembic, on
+both, so a database made by an older crmhub is migrated rather than recreated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DatabaseError(Exception):
+    """The state database could not be opened or migrated; the message names the URL."""
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<malformed database URL>"
+
+
+def open_database(url: str, *, upgrade: bool = True) -> Engine:
+    """An engine on ``url`` whose schema is at the newest migration (unless ``upgrade`` is off)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"database: {safe_url(url)} is not a SQLAlchemy URL") from exc
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except Exception as exc:
+        raise DatabaseError(f"database {safe_url(url)}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _on_sqlite_connect)
+    if upgrade:
+        upgrade_schema(engine)
+    return engine
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Run every Alembic migration the database has not had yet."""
+    cfg = _alembic_config(engine)
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        if current == head:
+            return
+        command.upgrade(cfg, "head")
+    except OperationalError as exc:
+        raise DatabaseError(
+            f"database {safe_url(str(engine.url))}: cannot open or migrate: {exc.orig}"
+        ) from exc

@@ -1,0 +1,1390 @@
+"""The sync engine: one run of one sync, as DESIGN.md describes it.
+
+Public entry points: :class:`SyncEngine`, :class:`SystemRuntime`, :class:`SyncSpec`,
+:class:`RunReport`, :class:`LeaseHeldError`, :class:`MassDeleteError`.
+
+A run takes the object types in dependency order. For each, an :class:`_ObjectPass`
+
+1. reads every reading system's changes since its cursor (minus the overlap window), maps them
+   to canonical form, drops echoes (hash equal to the link's) and stages the rest on disk;
+2. ties each unlinked record to a canonical record by the sync's match rules;
+3. reconciles page by page: a three-way merge per record, write-ahead intents committed, batched
+   vendor writes, then links, base values, audit entries and conflicts committed together;
+4. advances the cursors past everything it read, in the last page's transaction.
+
+A system that cannot be reached or refuses our credentials is dropped from the rest of the run;
+what it should have received stays as pending intents, so the next run delivers it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Engine
+
+from connectors.base import Connector, RemoteRecord, WriteResult
+from connectors.errors import Action, ConnectorError
+from hub import store
+from hub.matching import Matcher, Rule, all_keys, record_keys
+from hub.merge import FieldConflict, MergeResult, Policy, Version, merge_record
+from hub.spool import Spool, Staged
+from hub.tables import utcnow
+from mappings.errors import MappingError
+from mappings.fieldmap import FieldMap
+from mappings.schema import REFERENCE_FIELDS, content_hash
+
+log = logging.getLogger("crmhub.engine")
+
+Mode = Literal["both", "read", "write"]
+DeletePolicy = Literal["ignore", "propagate", "unlink"]
+Progress = Callable[[str, str, int, int | None], None]
+LEASE_TTL = timedelta(minutes=10)
+MASS_DELETE_MINIMUM = 10
+
+
+class LeaseHeldError(RuntimeError):
+    """Another process is running this sync right now."""
+
+
+class MassDeleteError(RuntimeError):
+    """A system reported more deletes than the sync's guard allows in one run."""
+
+
+@dataclass
+class SystemRuntime:
+    """One configured system as a run uses it: its connector, its field map, its direction."""
+
+    name: str
+    mode: Mode
+    connector: Connector
+    fieldmap: FieldMap
+    phone_region: str = "US"
+
+    @property
+    def reads(self) -> bool:
+        return self.mode in ("both", "read")
+
+    @property
+    def writes(self) -> bool:
+        return self.mode in ("both", "write")
+
+
+@dataclass(frozen=True)
+class SyncSpec:
+    """What the engine needs of a sync's configuration."""
+
+    name: str
+    objects: tuple[str, ...]
+    match: Mapping[str, Sequence[Rule]]
+    policy: Policy
+    deletes: DeletePolicy = "ignore"
+    max_delete_fraction: float = 0.5
+    overlap: timedelta = timedelta(minutes=5)
+
+
+@dataclass
+class SystemFailure:
+    system: str
+    message: str
+    exit_code: int
+
+
+@dataclass
+class RunReport:
+    """What one run did, by object type and system, plus what still needs a person."""
+
+    sync: str
+    run_id: int | None
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    counts: dict[str, dict[str, Counter[str]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(Counter))
+    )
+    failures: list[SystemFailure] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    planned: list[dict[str, Any]] = field(default_factory=list)
+    open_conflicts: int = 0
+    open_dead_letters: int = 0
+
+    def count(self, object_type: str, system: str, what: str, n: int = 1) -> None:
+        self.counts[object_type][system][what] += n
+
+    def total(self, what: str) -> int:
+        return sum(c[what] for systems in self.counts.values() for c in systems.values())
+
+    @property
+    def writes(self) -> int:
+        return sum(self.total(kind) for kind in ("created", "updated", "deleted"))
+
+    @property
+    def exit_code(self) -> int:
+        if self.failures:
+            return max(f.exit_code for f in self.failures)
+        if self.errors or self.open_conflicts or self.open_dead_letters:
+            return 1
+        return 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sync": self.sync,
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "counts": {
+                obj: {system: dict(counter) for system, counter in systems.items()}
+                for obj, systems in self.counts.items()
+            },
+            "failures": [f.__dict__ for f in self.failures],
+            "errors": self.errors,
+            "open_conflicts": self.open_conflicts,
+            "failed_records": self.open_dead_letters,
+            "planned": self.planned,
+            "exit_code": self.exit_code,
+        }
+
+
+class SyncEngine:
+    """Runs one sync. Not thread-safe; one instance per run."""
+
+    def __init__(
+        self,
+        db: Engine,
+        spec: SyncSpec,
+        systems: Sequence[SystemRuntime],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        progress: Progress | None = None,
+        page_size: int = 500,
+        spool_dir: str | None = None,
+        owner: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.db = db
+        self.spec = spec
+        self.systems = {runtime.name: runtime for runtime in systems}
+        self.order = tuple(runtime.name for runtime in systems)
+        self.clock = clock
+        self.progress = progress
+        self.page_size = page_size
+        self.spool_dir = spool_dir
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.should_stop = should_stop or (lambda: False)
+        self.failed: dict[str, SystemFailure] = {}
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, *, dry_run: bool = False, allow_mass_delete: bool = False) -> RunReport:
+        now = self.clock()
+        report = RunReport(self.spec.name, None, dry_run, now)
+        if not dry_run:
+            with self.db.begin() as conn:
+                if not store.acquire_lease(conn, self.spec.name, self.owner, now, LEASE_TTL):
+                    raise LeaseHeldError(
+                        f"sync {self.spec.name!r} is already running in another process"
+                    )
+                report.run_id = store.start_run(conn, self.spec.name, now)
+        status = "failed"
+        try:
+            for object_type in self.spec.objects:
+                if self.should_stop():
+                    status = "interrupted"
+                    break
+                _ObjectPass(self, object_type, report, dry_run, allow_mass_delete).run()
+            else:
+                status = "succeeded"
+        finally:
+            report.failures = list(self.failed.values())
+            if status == "succeeded" and (report.failures or report.errors):
+                status = "partial"
+            report.status = status
+            report.finished_at = self.clock()
+            if not dry_run:
+                self._finish(report)
+            for runtime in self.systems.values():
+                try:
+                    runtime.connector.close()
+                except Exception:  # closing must not hide the run's own outcome
+                    log.exception("closing %s failed", runtime.name)
+        return report
+
+    def _finish(self, report: RunReport) -> None:
+        assert report.run_id is not None
+        with self.db.begin() as conn:
+            report.open_conflicts, report.open_dead_letters = store.open_counts(
+                conn, self.spec.name
+            )
+            error = "; ".join([f"{f.system}: {f.message}" for f in report.failures] + report.errors)
+            counts = report.as_dict()["counts"]
+            assert report.finished_at is not None
+            store.finish_run(
+                conn, report.run_id, report.status, counts, error or None, report.finished_at
+            )
+            store.release_lease(conn, self.spec.name, self.owner)
+
+    def fail_system(self, system: str, error: ConnectorError) -> None:
+        if system not in self.failed:
+            self.failed[system] = SystemFailure(system, error.message, error.exit_code)
+            log.error("system %s dropped from this run: %s", system, error.message)
+
+    def live(self, system: str) -> bool:
+        return system not in self.failed
+
+
+@dataclass
+class _Write:
+    """One planned vendor write of one record to one system."""
+
+    canonical_id: str
+    system: str
+    kind: Literal["create", "update", "delete"]
+    payload: dict[str, Any]
+    view: dict[str, Any]
+    view_hash: str
+    changes: dict[str, list[Any]]
+    remote_id: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class _Plan:
+    """The outcome of reconciling one canonical record, before anything is written."""
+
+    canonical_id: str
+    base: store.BaseRecord | None
+    values: dict[str, Any]
+    versions: dict[str, Version]
+    links: dict[str, store.Link]
+    new_links: dict[str, Version]
+    conflicts: list[FieldConflict]
+    sources: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)  # system -> why it was linked
+    deleted_in: list[str] = field(default_factory=list)
+    deleted: bool = False
+
+
+class _ObjectPass:
+    """One object type within one run."""
+
+    def __init__(
+        self,
+        engine: SyncEngine,
+        object_type: str,
+        report: RunReport,
+        dry_run: bool,
+        allow_mass_delete: bool,
+    ) -> None:
+        self.engine = engine
+        self.spec = engine.spec
+        self.sync = engine.spec.name
+        self.object_type = object_type
+        self.report = report
+        self.dry_run = dry_run
+        self.allow_mass_delete = allow_mass_delete
+        self.db = engine.db
+        self.run_id = report.run_id
+        self.systems = {
+            name: runtime
+            for name, runtime in engine.systems.items()
+            if object_type in runtime.connector.capabilities.object_types
+            and object_type in runtime.fieldmap.object_types
+        }
+        self.coverage = {
+            name: runtime.fieldmap.canonical_fields(object_type)
+            for name, runtime in self.systems.items()
+        }
+        self.writable = {
+            name: runtime.fieldmap.writable_fields(object_type)
+            for name, runtime in self.systems.items()
+        }
+        self.references = REFERENCE_FIELDS.get(object_type, {})
+        self.rules = tuple(self.spec.match.get(object_type, ()))
+        self.high_water: dict[str, datetime | None] = {}
+        self._remote_refs: dict[str, dict[str, dict[str, str]]] = {}
+        self.deletes_seen: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ the pass
+
+    def run(self) -> None:
+        with Spool(self.engine.spool_dir) as spool:
+            for name, runtime in self.systems.items():
+                if runtime.reads and self.engine.live(name):
+                    try:
+                        self._read_system(runtime, spool)
+                    except ConnectorError as exc:
+                        if exc.action is Action.REJECT_RECORD:
+                            raise
+                        self.engine.fail_system(name, exc)
+            self._guard_mass_deletes()
+            self._revisit(spool)
+            self._identify(spool)
+            total = spool.count()
+            done = 0
+            for page in spool.groups(self.engine.page_size):
+                self._reconcile(page)
+                done += sum(len(staged) for _, staged in page)
+                self._progress("reconcile", "", done, total)
+                if self.engine.should_stop():
+                    # The cursors stay where they were: the next run reads again what this
+                    # one did not reconcile, and the echoes of what it did are skipped.
+                    return
+            self._advance_cursors()
+
+    # ------------------------------------------------------------------ 1. read
+
+    def _read_system(self, runtime: SystemRuntime, spool: Spool) -> None:
+        name = runtime.name
+        with self.db.connect() as conn:
+            cursor = store.get_cursor(conn, self.sync, name, self.object_type)
+        since = cursor - self.spec.overlap if cursor is not None else None
+        high = cursor
+        fields = runtime.fieldmap.vendor_fields(self.object_type)
+        token: str | None = None
+        read = 0
+        while True:
+            page = runtime.connector.read_changes(self.object_type, since, token, fields)
+            self._stage(runtime, page.records, spool)
+            for record in page.records:
+                if high is None or record.modified_at > high:
+                    high = record.modified_at
+            read += len(page.records)
+            self._progress("read", name, read, None)
+            token = page.next_token
+            if not token:
+                break
+        if self.spec.deletes != "ignore" and runtime.connector.capabilities.detects_deletes:
+            token = None
+            while True:
+                page = runtime.connector.read_deletes(self.object_type, since, token)
+                self._stage_deletes(name, page.records, spool)
+                token = page.next_token
+                if not token:
+                    break
+        self.high_water[name] = high
+
+    def _stage(self, runtime: SystemRuntime, records: Sequence[RemoteRecord], spool: Spool) -> None:
+        name = runtime.name
+        mapped: list[tuple[RemoteRecord, dict[str, Any]]] = []
+        for record in records:
+            try:
+                values = runtime.fieldmap.to_canonical(
+                    self.object_type, record.fields, default_region=runtime.phone_region
+                )
+            except MappingError as exc:
+                self._dead_letter(
+                    name, "map", str(exc), remote_id=record.id, payload=dict(record.fields)
+                )
+                continue
+            mapped.append((record, values))
+        self.report.count(self.object_type, name, "read", len(records))
+        if not mapped:
+            return
+        with self.db.connect() as conn:
+            self._refs_to_canonical(conn, name, [values for _, values in mapped])
+            known = store.links_by_remote(
+                conn, self.sync, self.object_type, name, [record.id for record, _ in mapped]
+            )
+        rows = []
+        for record, values in mapped:
+            digest = content_hash(values)
+            link = known.get(record.id)
+            if link is not None and link.remote_hash == digest:
+                self.report.count(self.object_type, name, "unchanged")
+                continue
+            rows.append(
+                (
+                    name,
+                    record.id,
+                    record.modified_at,
+                    values,
+                    digest,
+                    link.canonical_id if link else None,
+                    False,
+                )
+            )
+        spool.add_many(rows)
+        if not self.dry_run:
+            with self.db.begin() as conn:
+                store.resolve_dead_letters(
+                    conn,
+                    self.sync,
+                    name,
+                    self.object_type,
+                    remote_ids=[record.id for record, _ in mapped],
+                    stages=("map",),
+                )
+
+    def _stage_deletes(self, system: str, records: Sequence[RemoteRecord], spool: Spool) -> None:
+        if not records:
+            return
+        with self.db.connect() as conn:
+            known = store.links_by_remote(
+                conn, self.sync, self.object_type, system, [r.id for r in records]
+            )
+        rows = [
+            (system, r.id, r.modified_at, None, None, known[r.id].canonical_id, True)
+            for r in records
+            if r.id in known
+        ]
+        self.deletes_seen[system] += len(rows)
+        spool.add_many(rows)
+
+    def _guard_mass_deletes(self) -> None:
+        if self.spec.deletes == "ignore" or self.allow_mass_delete:
+            return
+        with self.db.connect() as conn:
+            for system, seen in self.deletes_seen.items():
+                linked = store.count_links(conn, self.sync, self.object_type, system)
+                if seen > MASS_DELETE_MINIMUM and seen > linked * self.spec.max_delete_fraction:
+                    raise MassDeleteError(
+                        f"{system} reports {seen} of its {linked} linked {self.object_type} "
+                        f"deleted, more than max_delete_fraction="
+                        f"{self.spec.max_delete_fraction}; nothing was deleted. If this is "
+                        "intended, run again with --allow-mass-delete"
+                    )
+
+    def _revisit(self, spool: Spool) -> None:
+        """Stage the records the hub itself owes a write: pending intents, resolved conflicts,
+        failures due for a retry."""
+        with self.db.connect() as conn:
+            ids = set(store.stale_pending_ids(conn, self.sync, self.object_type))
+            ids.update(store.resolved_conflict_ids(conn, self.sync, self.object_type))
+            due = store.due_dead_letters(conn, self.sync, self.object_type, self.engine.clock())
+        ids.update(d.canonical_id for d in due if d.stage == "write" and d.canonical_id)
+        spool.revisit(sorted(ids))
+        reread: dict[str, list[str]] = defaultdict(list)
+        for dead in due:
+            if dead.stage in ("map", "duplicate") and dead.remote_id:
+                reread[dead.system].append(dead.remote_id)
+        for system, remote_ids in reread.items():
+            runtime = self.systems.get(system)
+            if runtime is None or not self.engine.live(system):
+                continue
+            fields = runtime.fieldmap.vendor_fields(self.object_type)
+            try:
+                records = runtime.connector.read(self.object_type, remote_ids, fields)
+            except ConnectorError as exc:
+                self.engine.fail_system(system, exc)
+                continue
+            self._stage(runtime, records, spool)
+
+    def _refs_to_canonical(self, conn: Any, system: str, batch: list[dict[str, Any]]) -> None:
+        """Replace the vendor ids in reference fields by canonical ids, through the links."""
+        for ref_field, target in self.references.items():
+            remote_ids: set[str] = set()
+            for values in batch:
+                value = values.get(ref_field)
+                if isinstance(value, list):
+                    remote_ids.update(value)
+                elif value is not None:
+                    remote_ids.add(value)
+            if not remote_ids:
+                continue
+            known = store.links_by_remote(conn, self.sync, target, system, sorted(remote_ids))
+            for values in batch:
+                value = values.get(ref_field)
+                if isinstance(value, list):
+                    translated = sorted({known[v].canonical_id for v in value if v in known})
+                    if translated:
+                        values[ref_field] = translated
+                    else:
+                        values.pop(ref_field)
+                elif value is not None:
+                    # A reference to a record the hub does not know (not synced, or failed)
+                    # is left out rather than guessed.
+                    if value in known:
+                        values[ref_field] = known[value].canonical_id
+                    else:
+                        values.pop(ref_field)
+
+    # ------------------------------------------------------------------ 2. identify
+
+    def _identify(self, spool: Spool) -> None:
+        matcher = Matcher(self.rules)
+        for batch in spool.unlinked(1000):
+            keys = {staged.seq: record_keys(staged.values, self.rules) for staged in batch}
+            with self.db.connect() as conn:
+                candidates = store.match_candidates(
+                    conn, self.sync, self.object_type, all_keys(keys.values())
+                )
+            for base, members in candidates:
+                matcher.add_existing(
+                    base.canonical_id, record_keys(base.values, self.rules), members
+                )
+            assignments: list[tuple[str, str, int]] = []
+            duplicates: list[int] = []
+            for staged in batch:
+                assert staged.system is not None
+                assert staged.remote_id is not None
+                outcome = matcher.assign(
+                    staged.system, staged.remote_id, keys[staged.seq], uuid.uuid4().hex
+                )
+                if outcome.duplicate_of is not None:
+                    duplicates.append(staged.seq)
+                    self.report.count(self.object_type, staged.system, "duplicates")
+                    self._dead_letter(
+                        staged.system,
+                        "duplicate",
+                        f"{self.object_type} {staged.remote_id} has the same "
+                        f"{outcome.rule.removeprefix('matched on ')} as {staged.system} record "
+                        f"{outcome.duplicate_of}; merge the two in {staged.system} (crmhub "
+                        "never merges records inside one system)",
+                        remote_id=staged.remote_id,
+                        payload=staged.values,
+                    )
+                    continue
+                assert outcome.canonical_id is not None
+                if outcome.matched:
+                    self.report.count(self.object_type, staged.system, "matched")
+                assignments.append((outcome.canonical_id, outcome.rule, staged.seq))
+            spool.assign(assignments)
+            spool.drop(duplicates)
+
+    # ------------------------------------------------------------------ 3. reconcile
+
+    def _reconcile(self, page: list[tuple[str, list[Staged]]]) -> None:
+        cids = [cid for cid, _ in page]
+        now = self.engine.clock()
+        with self.db.connect() as conn:
+            bases = store.base_records(conn, self.sync, self.object_type, cids)
+            linked = store.links_by_canonical(conn, self.sync, self.object_type, cids)
+            pending = store.pending_for(conn, self.sync, self.object_type, cids)
+            known_conflicts = store.conflicts_for(
+                conn, self.sync, self.object_type, cids, ("open", "resolved")
+            )
+        resolutions: dict[str, dict[str, Any]] = defaultdict(dict)
+        for (cid, name), row in known_conflicts.items():
+            if row.status == "resolved":
+                resolutions[cid][name] = row.resolution
+        plans = [
+            self._plan(
+                cid, staged, bases.get(cid), dict(linked.get(cid, {})), resolutions.get(cid), now
+            )
+            for cid, staged in page
+        ]
+        self._remote_refs = self._canonical_refs_to_remote(plans)
+        writes = self._plan_writes(plans)
+        if self.dry_run:
+            self._report_planned(plans, writes)
+            return
+        # First commit: what the hub decided (identities, base values, conflicts) and the
+        # intents of every vendor write it is about to make. A crash after it leaves intents
+        # that the next run honours; a crash before it leaves nothing but cursors to re-read.
+        decided = store.PageWrites()
+        self._record(plans, known_conflicts, decided, now)
+        with self.db.begin() as conn:
+            store.commit_page(conn, self.sync, self.object_type, decided)
+            store.add_pending(
+                conn,
+                self.sync,
+                self.object_type,
+                [(w.canonical_id, w.system, w.kind) for w in writes] + self._owed_to_failed(plans),
+                self.run_id or 0,
+                now,
+            )
+            if not store.renew_lease(conn, self.sync, self.engine.owner, now, LEASE_TTL):
+                raise LeaseHeldError(f"sync {self.sync!r}: lost the lease to another process")
+        # Second commit: what the vendors answered.
+        written = store.PageWrites()
+        writes = self._recover_interrupted_creates(writes, pending, written, now)
+        self._execute(writes, written, now)
+        with self.db.begin() as conn:
+            store.commit_page(conn, self.sync, self.object_type, written)
+
+    def _plan(
+        self,
+        cid: str,
+        staged: list[Staged],
+        base: store.BaseRecord | None,
+        links: dict[str, store.Link],
+        resolutions: Mapping[str, Any] | None,
+        now: datetime,
+    ) -> _Plan:
+        versions: dict[str, Version] = {}
+        new_links: dict[str, Version] = {}
+        deleted_in: list[str] = []
+        for item in staged:
+            if item.system is None or item.system not in self.systems:
+                continue
+            if item.deleted:
+                deleted_in.append(item.system)
+                continue
+            assert item.remote_id is not None
+            assert item.hash is not None
+            assert item.modified_at is not None
+            fresh = item.system not in links
+            version = Version(
+                item.system, item.remote_id, item.values, item.hash, item.modified_at, fresh
+            )
+            versions[item.system] = version
+            if fresh:
+                new_links[item.system] = version
+        plan = _Plan(
+            cid,
+            base,
+            dict(base.values) if base else {},
+            versions,
+            links,
+            new_links,
+            [],
+            rules={item.system: item.rule or "" for item in staged if item.system},
+            deleted_in=deleted_in,
+        )
+        if deleted_in and self.spec.deletes == "propagate":
+            plan.deleted = True
+            return plan
+        for system in deleted_in:
+            # unlink: the other systems keep their record; this one is detached from it.
+            versions.pop(system, None)
+        if base is not None and base.deleted:
+            plan.deleted = True
+            return plan
+        linked_times = {
+            system: link.remote_modified_at
+            for system, link in links.items()
+            if system not in new_links
+        }
+        result: MergeResult = merge_record(
+            self.object_type,
+            base.values if base else None,
+            list(versions.values()),
+            self.coverage,
+            linked_times,
+            self.spec.policy,
+            resolutions,
+        )
+        plan.values = result.values
+        plan.conflicts = result.conflicts
+        plan.sources = result.sources
+        return plan
+
+    def _plan_writes(self, plans: list[_Plan]) -> list[_Write]:
+        remote_refs = self._remote_refs
+        writes: list[_Write] = []
+        for plan in plans:
+            for name, runtime in self.systems.items():
+                if not runtime.writes or not self.engine.live(name):
+                    continue
+                write = self._write_for(plan, name, remote_refs)
+                if write is not None:
+                    writes.append(write)
+        return writes
+
+    def _write_for(
+        self, plan: _Plan, system: str, remote_refs: Mapping[str, Mapping[str, Mapping[str, str]]]
+    ) -> _Write | None:
+        link = plan.links.get(system)
+        version = plan.versions.get(system)
+        if (link is not None and link.detached) or system in plan.deleted_in:
+            return None
+        if plan.deleted:
+            if link is None:
+                return None
+            return _Write(
+                plan.canonical_id,
+                system,
+                "delete",
+                {},
+                {},
+                "",
+                {},
+                remote_id=link.remote_id,
+                reason="deleted in another system",
+            )
+        view = self.view(plan, system, remote_refs)
+        current: Mapping[str, Any] | None
+        if version is not None:
+            current, current_hash, remote_id = version.values, version.hash, version.remote_id
+        elif link is not None:
+            current_hash, remote_id = link.remote_hash, link.remote_id
+            believed = self.view_of_values(
+                plan.base.values if plan.base else {}, system, remote_refs
+            )
+            current = believed if content_hash(believed) == link.remote_hash else None
+        else:
+            if not view:
+                return None
+            payload = self._to_vendor(system, view, None, remote_refs)
+            changes = {name: [None, value] for name, value in sorted(view.items())}
+            return _Write(
+                plan.canonical_id,
+                system,
+                "create",
+                payload,
+                view,
+                content_hash(view),
+                changes,
+                reason=self._origin(plan, ()),
+            )
+        view_hash = content_hash(view)
+        if view_hash == current_hash:
+            return None
+        writable = self.writable[system]
+        if current is None:
+            fields = sorted(writable)
+            changes = {name: [None, view.get(name)] for name in fields if name in view}
+        else:
+            fields = sorted(name for name in writable if view.get(name) != current.get(name))
+            changes = {name: [current.get(name), view.get(name)] for name in fields}
+        if not fields:
+            return None
+        payload = self._to_vendor(system, view, fields, remote_refs)
+        return _Write(
+            plan.canonical_id,
+            system,
+            "update",
+            payload,
+            view,
+            view_hash,
+            changes,
+            remote_id=remote_id,
+            reason=self._origin(plan, fields),
+        )
+
+    def view(
+        self,
+        plan: _Plan,
+        system: str,
+        remote_refs: Mapping[str, Mapping[str, Mapping[str, str]]],
+    ) -> dict[str, Any]:
+        """What ``system`` should hold after this run, in canonical terms."""
+        view = self.view_of_values(plan.values, system, remote_refs)
+        own = plan.versions.get(system)
+        own_values: Mapping[str, Any] = (
+            own.values if own is not None else (plan.base.values if plan.base else {})
+        )
+        # Fields we cannot write there, and fields waiting for a person, stay as they are.
+        held = {c.field for c in plan.conflicts if c.winner is None}
+        held.update(self.coverage[system] - self.writable[system])
+        for name in held & self.coverage[system]:
+            if own_values.get(name) is None:
+                view.pop(name, None)
+            else:
+                view[name] = own_values[name]
+        return view
+
+    def view_of_values(
+        self,
+        values: Mapping[str, Any],
+        system: str,
+        remote_refs: Mapping[str, Mapping[str, Mapping[str, str]]],
+    ) -> dict[str, Any]:
+        covered = self.coverage[system]
+        view = {name: value for name, value in values.items() if name in covered}
+        for ref_field, target in self.references.items():
+            value = view.get(ref_field)
+            if value is None:
+                continue
+            reachable = remote_refs.get(target, {})
+            if isinstance(value, list):
+                kept = [cid for cid in value if system in reachable.get(cid, {})]
+                if kept:
+                    view[ref_field] = kept
+                else:
+                    view.pop(ref_field)
+            elif system not in reachable.get(value, {}):
+                view.pop(ref_field)
+        return view
+
+    def _to_vendor(
+        self,
+        system: str,
+        view: Mapping[str, Any],
+        fields: Sequence[str] | None,
+        remote_refs: Mapping[str, Mapping[str, Mapping[str, str]]],
+    ) -> dict[str, Any]:
+        translated = dict(view)
+        for ref_field, target in self.references.items():
+            value = translated.get(ref_field)
+            if value is None:
+                continue
+            ids = remote_refs.get(target, {})
+            if isinstance(value, list):
+                translated[ref_field] = [ids[cid][system] for cid in value]
+            else:
+                translated[ref_field] = ids[value][system]
+        payload = self.systems[system].fieldmap.to_vendor(self.object_type, translated, fields)
+        if fields is None:
+            payload = {k: v for k, v in payload.items() if v is not None}
+        return payload
+
+    def _canonical_refs_to_remote(self, plans: list[_Plan]) -> dict[str, dict[str, dict[str, str]]]:
+        """For each referenced canonical id: system → remote id, one query per target type."""
+        result: dict[str, dict[str, dict[str, str]]] = {}
+        for ref_field, target in self.references.items():
+            ids: set[str] = set()
+            for plan in plans:
+                for values in (plan.values, plan.base.values if plan.base else {}):
+                    value = values.get(ref_field)
+                    if isinstance(value, list):
+                        ids.update(value)
+                    elif value is not None:
+                        ids.add(value)
+            if not ids:
+                continue
+            with self.db.connect() as conn:
+                links = store.links_by_canonical(conn, self.sync, target, ids)
+            table = result.setdefault(target, {})
+            for cid, by_system in links.items():
+                table[cid] = {system: link.remote_id for system, link in by_system.items()}
+        return result
+
+    def _owed_to_failed(self, plans: list[_Plan]) -> list[tuple[str, str, str]]:
+        """Intents for systems dropped from this run, so the next run brings them up to date."""
+        owed: list[tuple[str, str, str]] = []
+        for name, runtime in self.systems.items():
+            if runtime.writes and not self.engine.live(name):
+                owed.extend((plan.canonical_id, name, "revisit") for plan in plans)
+        return owed
+
+    def _origin(self, plan: _Plan, fields: Iterable[str]) -> str:
+        """Why these fields are written: where each new value came from."""
+        parts = [f"{name} from {plan.sources[name]}" for name in fields if name in plan.sources]
+        if parts:
+            return "; ".join(parts)
+        if plan.base is None:
+            return "new record from " + "+".join(sorted(plan.versions)) if plan.versions else ""
+        return "brought up to date with the hub's record"
+
+    # ------------------------------------------------------------------ 4. write
+
+    def _recover_interrupted_creates(
+        self,
+        writes: list[_Write],
+        pending: Mapping[tuple[str, str], str],
+        page: store.PageWrites,
+        now: datetime,
+    ) -> list[_Write]:
+        """A create that an earlier run started but never committed may have happened on the
+        vendor: look the record up by its match keys before creating it again."""
+        remaining: list[_Write] = []
+        for write in writes:
+            if (
+                write.kind != "create"
+                or pending.get((write.canonical_id, write.system)) != "create"
+            ):
+                remaining.append(write)
+                continue
+            runtime = self.systems[write.system]
+            if self.object_type in runtime.connector.capabilities.upsert_keys:
+                remaining.append(write)  # the vendor upserts: creating again is harmless
+                continue
+            found = self._lookup(runtime, write.view)
+            if found is None:
+                remaining.append(write)
+                continue
+            record, values = found
+            digest = content_hash(values)
+            rule = "recovered after an interrupted create"
+            page.new_links.append(
+                self._link_row(
+                    write.canonical_id,
+                    write.system,
+                    record.id,
+                    record.modified_at,
+                    digest,
+                    rule,
+                    now,
+                )
+            )
+            page.audit.append(
+                self._audit(write.system, record.id, write.canonical_id, "link", None, rule, now)
+            )
+            page.done_pending.append((write.canonical_id, write.system))
+            fields = sorted(
+                name
+                for name in self.writable[write.system]
+                if write.view.get(name) != values.get(name)
+            )
+            if fields:
+                payload = self._to_vendor(write.system, write.view, fields, self._remote_refs)
+                changes = {name: [values.get(name), write.view.get(name)] for name in fields}
+                remaining.append(
+                    _Write(
+                        write.canonical_id,
+                        write.system,
+                        "update",
+                        payload,
+                        write.view,
+                        write.view_hash,
+                        changes,
+                        remote_id=record.id,
+                        reason=write.reason,
+                    )
+                )
+        return remaining
+
+    def _lookup(
+        self, runtime: SystemRuntime, view: Mapping[str, Any]
+    ) -> tuple[RemoteRecord, dict[str, Any]] | None:
+        fieldmap = runtime.fieldmap
+        want = content_hash(view)
+        own_keys = record_keys(view, self.rules)
+        for rule in self.rules:
+            for name in rule:
+                value = view.get(name)
+                if value is None or name in self.references:
+                    continue
+                vendor_field = fieldmap.vendor_field(self.object_type, name)
+                if vendor_field is None:
+                    continue
+                probe = fieldmap.to_vendor(self.object_type, {name: value}, [name])
+                vendor_value = _dig(probe, vendor_field)
+                if vendor_value is None:
+                    continue
+                for record in runtime.connector.find(
+                    self.object_type, vendor_field, [str(vendor_value)]
+                ):
+                    try:
+                        values = fieldmap.to_canonical(
+                            self.object_type, record.fields, default_region=runtime.phone_region
+                        )
+                    except MappingError:
+                        continue
+                    with self.db.connect() as conn:
+                        self._refs_to_canonical(conn, runtime.name, [values])
+                        taken = store.links_by_remote(
+                            conn, self.sync, self.object_type, runtime.name, [record.id]
+                        )
+                    if taken:
+                        continue
+                    theirs = record_keys(values, self.rules)
+                    if content_hash(values) == want or any(
+                        own_keys.get(i) == theirs.get(i) is not None for i in own_keys
+                    ):
+                        return record, values
+        return None
+
+    def _execute(self, writes: list[_Write], page: store.PageWrites, now: datetime) -> None:
+        by_target: dict[tuple[str, str], list[_Write]] = defaultdict(list)
+        for write in writes:
+            by_target[(write.system, write.kind)].append(write)
+        for (system, kind), batch in sorted(by_target.items(), key=self._write_order):
+            runtime = self.systems[system]
+            size = runtime.connector.capabilities.max_batch
+            for start in range(0, len(batch), size):
+                if not self.engine.live(system):
+                    break
+                chunk = batch[start : start + size]
+                try:
+                    results = self._send(runtime, kind, chunk)
+                except ConnectorError as exc:
+                    if exc.action in (Action.RETRY, Action.BACKOFF):
+                        # The outcome is unknown (a create may have happened): the intents
+                        # stay, and the next run looks before it creates again.
+                        self.report.errors.append(f"{system}: {exc.message}")
+                        log.warning(
+                            "%s %s batch to %s failed: %s",
+                            kind,
+                            self.object_type,
+                            system,
+                            exc.message,
+                        )
+                        continue
+                    self.engine.fail_system(system, exc)
+                    break
+                if len(results) != len(chunk):
+                    self.engine.fail_system(
+                        system,
+                        ConnectorError(
+                            f"answered {len(results)} results for {len(chunk)} records",
+                            system=system,
+                        ),
+                    )
+                    break
+                for write, result in zip(chunk, results, strict=True):
+                    self._apply_result(write, result, page, now)
+
+    def _write_order(self, item: tuple[tuple[str, str], list[_Write]]) -> tuple[int, int]:
+        (system, kind), _ = item
+        return self.engine.order.index(system), ("delete", "update", "create").index(kind)
+
+    def _send(self, runtime: SystemRuntime, kind: str, chunk: list[_Write]) -> list[WriteResult]:
+        connector = runtime.connector
+        if kind == "create":
+            return connector.create(self.object_type, [w.payload for w in chunk])
+        if kind == "update":
+            return connector.update(
+                self.object_type, [(w.remote_id or "", w.payload) for w in chunk]
+            )
+        return connector.delete(self.object_type, [w.remote_id or "" for w in chunk])
+
+    def _apply_result(
+        self, write: _Write, result: WriteResult, page: store.PageWrites, now: datetime
+    ) -> None:
+        system, cid = write.system, write.canonical_id
+        page.done_pending.append((cid, system))
+        if not result.ok:
+            assert result.error is not None
+            self.report.count(self.object_type, system, "failed")
+            self._dead_letter(
+                system,
+                "write",
+                f"{write.kind} refused: {result.error.message}",
+                canonical_id=cid,
+                remote_id=write.remote_id,
+                payload=write.payload,
+                page=page,
+            )
+            return
+        if write.kind == "delete":
+            page.removed_links.append((cid, system))
+            self.report.count(self.object_type, system, "deleted")
+            page.audit.append(
+                self._audit(system, write.remote_id, cid, "delete", None, write.reason, now)
+            )
+            return
+        remote_id = result.remote_id or write.remote_id
+        assert remote_id is not None
+        row = self._link_row(
+            cid, system, remote_id, result.modified_at, write.view_hash, "created by crmhub", now
+        )
+        if write.kind == "create":
+            page.new_links.append(row)
+            self.report.count(self.object_type, system, "created")
+        else:
+            page.changed_links.append(_link_update(row))
+            self.report.count(self.object_type, system, "updated")
+        page.written[system].append(cid)
+        page.audit.append(
+            self._audit(system, remote_id, cid, write.kind, write.changes, write.reason, now)
+        )
+
+    # ------------------------------------------------------------------ 5. record
+
+    def _record(
+        self,
+        plans: list[_Plan],
+        known_conflicts: Mapping[tuple[str, str], store.ConflictRow],
+        page: store.PageWrites,
+        now: datetime,
+    ) -> None:
+        """What the hub decided for a page, before any vendor write."""
+        for plan in plans:
+            cid = plan.canonical_id
+            for system in plan.deleted_in:
+                link = plan.links[system]
+                page.removed_links.append((cid, system))
+                if not plan.deleted:
+                    # deletes: unlink — remember that this system deliberately has no copy.
+                    row = self._link_row(
+                        cid,
+                        system,
+                        link.remote_id,
+                        link.remote_modified_at,
+                        link.remote_hash,
+                        "unlinked: deleted there",
+                        now,
+                    )
+                    row["detached"] = True
+                    page.new_links.append(row)
+                page.audit.append(
+                    self._audit(
+                        system,
+                        link.remote_id,
+                        cid,
+                        "delete" if plan.deleted else "unlink",
+                        None,
+                        f"deleted in {system}; deletes: {self.spec.deletes}",
+                        now,
+                    )
+                )
+            for system, version in plan.versions.items():
+                row = self._link_row(
+                    cid,
+                    system,
+                    version.remote_id,
+                    version.modified_at,
+                    version.hash,
+                    plan.rules.get(system, ""),
+                    now,
+                )
+                if version.fresh:
+                    if system in plan.links:  # replaces a detached link
+                        page.removed_links.append((cid, system))
+                    page.new_links.append(row)
+                    page.audit.append(
+                        self._audit(system, version.remote_id, cid, "link", None, row["rule"], now)
+                    )
+                else:
+                    page.changed_links.append(_link_update(row))
+            self._record_base(plan, page, now)
+            self._record_conflicts(plan, known_conflicts, page, now)
+
+    def _record_base(self, plan: _Plan, page: store.PageWrites, now: datetime) -> None:
+        cid = plan.canonical_id
+        digest = content_hash(plan.values)
+        if plan.base is None:
+            if plan.deleted:
+                return
+            page.new_records.append(
+                {
+                    "id": cid,
+                    "sync": self.sync,
+                    "object_type": self.object_type,
+                    "base": plan.values,
+                    "hash": digest,
+                    "deleted": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        elif plan.base.hash != digest or plan.deleted != plan.base.deleted:
+            page.changed_records.append(
+                {
+                    "b_id": cid,
+                    "base": plan.values,
+                    "hash": digest,
+                    "deleted": plan.deleted,
+                    "updated_at": now,
+                }
+            )
+            page.dropped_keys.append(cid)
+        else:
+            return
+        if plan.deleted:
+            return
+        for key in record_keys(plan.values, self.rules).values():
+            page.new_keys.append(
+                {
+                    "sync": self.sync,
+                    "object_type": self.object_type,
+                    "key": key,
+                    "canonical_id": cid,
+                }
+            )
+
+    def _record_conflicts(
+        self,
+        plan: _Plan,
+        known: Mapping[tuple[str, str], store.ConflictRow],
+        page: store.PageWrites,
+        now: datetime,
+    ) -> None:
+        cid = plan.canonical_id
+        for (known_cid, name), row in known.items():
+            if known_cid == cid and row.status == "resolved":
+                page.applied_conflicts.append(row.id)
+                page.audit.append(
+                    self._audit(
+                        None,
+                        None,
+                        cid,
+                        "resolve",
+                        {name: [None, row.resolution]},
+                        f"conflict {row.id} resolved by a person",
+                        now,
+                    )
+                )
+        for conflict in plan.conflicts:
+            previous = known.get((cid, conflict.field))
+            if previous is not None and previous.status == "open":
+                page.superseded_conflicts.append(previous.id)
+            candidates = {
+                c.system: {
+                    "value": c.value,
+                    "modified_at": c.modified_at.isoformat() if c.modified_at else None,
+                }
+                for c in conflict.contenders
+            }
+            page.new_conflicts.append(
+                {
+                    "sync": self.sync,
+                    "object_type": self.object_type,
+                    "canonical_id": cid,
+                    "field": conflict.field,
+                    "base": conflict.base,
+                    "candidates": candidates,
+                    "status": "open" if conflict.winner is None else "settled",
+                    "winner": conflict.winner,
+                    "resolution": conflict.value,
+                    "policy": conflict.policy,
+                    "run_id": self.run_id,
+                    "created_at": now,
+                    "resolved_at": None if conflict.winner is None else now,
+                }
+            )
+            # One entry per losing side: its value (before) and what the record keeps (after).
+            for loser in conflict.contenders:
+                if loser.system == conflict.winner:
+                    continue
+                self.report.count(self.object_type, loser.system, "conflicts")
+                if conflict.winner is None:
+                    reason = "waiting for a person: crmhub conflicts list"
+                else:
+                    reason = (
+                        f"{conflict.policy}: {conflict.winner}'s value kept over {loser.system}'s"
+                    )
+                page.audit.append(
+                    self._audit(
+                        loser.system,
+                        self._remote_id(plan, loser.system),
+                        cid,
+                        "conflict",
+                        {conflict.field: [loser.value, conflict.value]},
+                        reason,
+                        now,
+                    )
+                )
+
+    def _remote_id(self, plan: _Plan, system: str) -> str | None:
+        version = plan.versions.get(system)
+        if version is not None:
+            return version.remote_id
+        link = plan.links.get(system)
+        return link.remote_id if link is not None else None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _advance_cursors(self) -> None:
+        if self.dry_run:
+            return
+        now = self.engine.clock()
+        with self.db.begin() as conn:
+            for system, position in self.high_water.items():
+                if position is not None and self.engine.live(system):
+                    store.set_cursor(conn, self.sync, system, self.object_type, position, now)
+
+    def _report_planned(self, plans: list[_Plan], writes: list[_Write]) -> None:
+        for plan in plans:
+            for system in plan.new_links:
+                self.report.count(self.object_type, system, "to_link")
+            for conflict in plan.conflicts:
+                for c in conflict.contenders:
+                    if c.system != conflict.winner:
+                        self.report.count(self.object_type, c.system, "conflicts")
+        for write in writes:
+            self.report.count(self.object_type, write.system, f"to_{write.kind}")
+            if len(self.report.planned) < 1000:
+                self.report.planned.append(
+                    {
+                        "object": self.object_type,
+                        "system": write.system,
+                        "action": write.kind,
+                        "remote_id": write.remote_id,
+                        "canonical_id": write.canonical_id,
+                        "changes": write.changes,
+                    }
+                )
+
+    def _dead_letter(
+        self,
+        system: str,
+        stage: str,
+        reason: str,
+        *,
+        remote_id: str | None = None,
+        canonical_id: str | None = None,
+        payload: Any = None,
+        page: store.PageWrites | None = None,
+    ) -> None:
+        if stage == "map":
+            self.report.count(self.object_type, system, "failed")
+        log.info("%s %s %s: %s", system, self.object_type, remote_id or canonical_id, reason)
+        if self.dry_run:
+            self.report.errors.append(f"{system} {self.object_type} {remote_id}: {reason}")
+            return
+        with self.db.begin() as conn:
+            store.record_dead_letter(
+                conn,
+                sync=self.sync,
+                system=system,
+                object_type=self.object_type,
+                stage=stage,
+                reason=reason,
+                remote_id=remote_id,
+                canonical_id=canonical_id,
+                payload=_jsonable(payload),
+                run_id=self.run_id,
+                now=self.engine.clock(),
+            )
+
+    def _audit(
+        self,
+        system: str | None,
+        remote_id: str | None,
+        cid: str | None,
+        action: str,
+        changes: Mapping[str, Any] | None,
+        reason: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "at": now,
+            "run_id": self.run_id,
+            "sync": self.sync,
+            "system": system,
+            "object_type": self.object_type,
+            "remote_id": remote_id,
+            "canonical_id": cid,
+            "action": action,
+            "changes": dict(changes) if changes else None,
+            "reason": reason,
+        }
+
+    def _link_row(
+        self,
+        cid: str,
+        system: str,
+        remote_id: str,
+        modified_at: datetime | None,
+        digest: str,
+        rule: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "sync": self.sync,
+            "object_type": self.object_type,
+            "canonical_id": cid,
+            "system": system,
+            "remote_id": remote_id,
+            "remote_modified_at": modified_at,
+            "remote_hash": digest,
+            "rule": rule,
+            "linked_at": now,
+            "updated_at": now,
+        }
+
+    def _progress(self, phase: str, system: str, done: int, total: int | None) -> None:
+        if self.engine.progress is not None:
+            self.engine.progress(f"{self.object_type}:{phase}", system, done, total)
+
+
+def _link_update(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "b_canonical_id": row["canonical_id"],
+        "b_system": row["system"],
+        "remote_modified_at": row["remote_modified_at"],
+        "remote_hash": row["remote_hash"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def _dig(values: Mapping[str, Any], path: str) -> Any:
+    current: Any = values
+    for part in path.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+    return current
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)

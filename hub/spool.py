@@ -1,0 +1,193 @@
+"""A disk-backed staging area for the records one object pass has read.
+
+Public entry points: :class:`Spool`, :class:`Staged`.
+
+A run first reads the changes of every system, then reconciles them record by record; between
+the two, the changes wait here rather than in memory, so a first sync of a million records
+needs no more RAM than one of a thousand. It is a private SQLite file in the temp folder,
+written without journaling (it is thrown away after the pass; a crash loses nothing that the
+next run does not read again), independent of the state database, which may be PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE staged (
+    seq INTEGER PRIMARY KEY,
+    system TEXT,
+    remote_id TEXT,
+    modified_at TEXT,
+    vals TEXT,
+    hash TEXT,
+    canonical_id TEXT,
+    fresh INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    rule TEXT
+);
+CREATE INDEX staged_canonical ON staged (canonical_id);
+CREATE UNIQUE INDEX staged_remote ON staged (system, remote_id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """One record read in this pass (``system`` is None for a record revisited for the hub's
+    own reasons: a pending write, a resolved conflict, a retried failure)."""
+
+    seq: int
+    system: str | None
+    remote_id: str | None
+    modified_at: datetime | None
+    values: dict[str, Any]
+    hash: str | None
+    canonical_id: str | None
+    fresh: bool
+    deleted: bool
+    rule: str | None
+
+
+def _staged(row: tuple[Any, ...]) -> Staged:
+    seq, system, remote_id, modified, vals, hash_, canonical_id, fresh, deleted, rule = row
+    return Staged(
+        seq,
+        system,
+        remote_id,
+        datetime.fromisoformat(modified) if modified else None,
+        json.loads(vals) if vals else {},
+        hash_,
+        canonical_id,
+        bool(fresh),
+        bool(deleted),
+        rule,
+    )
+
+
+class Spool:
+    """Staged records of one object pass; close() deletes the file."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="crmhub-spool-", suffix=".sqlite", dir=directory)
+        os.close(fd)
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.executescript(_SCHEMA)
+
+    def add(
+        self,
+        system: str,
+        remote_id: str,
+        modified_at: datetime,
+        values: dict[str, Any] | None,
+        hash_: str | None,
+        canonical_id: str | None,
+        *,
+        deleted: bool = False,
+    ) -> None:
+        self.add_many([(system, remote_id, modified_at, values, hash_, canonical_id, deleted)])
+
+    def add_many(
+        self,
+        rows: Iterable[
+            tuple[str, str, datetime, dict[str, Any] | None, str | None, str | None, bool]
+        ],
+    ) -> None:
+        self._db.executemany(
+            # A record read twice in one pass (it changed while we paged, or it was deleted after
+            # we read it) keeps only its latest state.
+            "INSERT OR REPLACE INTO staged"
+            " (system, remote_id, modified_at, vals, hash, canonical_id, deleted)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                (
+                    system,
+                    remote_id,
+                    modified.isoformat(),
+                    json.dumps(values, separators=(",", ":")) if values is not None else None,
+                    hash_,
+                    canonical_id,
+                    int(deleted),
+                )
+                for system, remote_id, modified, values, hash_, canonical_id, deleted in rows
+            ),
+        )
+
+    def revisit(self, canonical_ids: Iterable[str]) -> None:
+        """Make the pass reconcile these canonical records even if no system changed them."""
+        self._db.executemany(
+            "INSERT INTO staged (canonical_id) VALUES (?)", ((cid,) for cid in canonical_ids)
+        )
+
+    def unlinked(self, batch: int) -> Iterator[list[Staged]]:
+        """Records not yet tied to a canonical record, in read order, ``batch`` at a time."""
+        last = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT seq, system, remote_id, modified_at, vals, hash, canonical_id, fresh,"
+                " deleted, rule FROM staged WHERE canonical_id IS NULL AND deleted = 0"
+                " AND system IS NOT NULL AND seq > ? ORDER BY seq LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [_staged(row) for row in rows]
+
+    def assign(self, assignments: Iterable[tuple[str, str, int]]) -> None:
+        """Tie staged records to canonical records: ``(canonical_id, rule, seq)``."""
+        self._db.executemany(
+            "UPDATE staged SET canonical_id = ?, rule = ?, fresh = 1 WHERE seq = ?", assignments
+        )
+
+    def drop(self, seqs: Iterable[int]) -> None:
+        self._db.executemany("DELETE FROM staged WHERE seq = ?", ((seq,) for seq in seqs))
+
+    def groups(self, page_size: int) -> Iterator[list[tuple[str, list[Staged]]]]:
+        """Staged records grouped by canonical record, ``page_size`` canonical records a page."""
+        last = ""
+        while True:
+            ids = [
+                row[0]
+                for row in self._db.execute(
+                    "SELECT DISTINCT canonical_id FROM staged WHERE canonical_id > ?"
+                    " ORDER BY canonical_id LIMIT ?",
+                    (last, page_size),
+                )
+            ]
+            if not ids:
+                return
+            last = ids[-1]
+            rows = self._db.execute(
+                "SELECT seq, system, remote_id, modified_at, vals, hash, canonical_id, fresh,"
+                " deleted, rule FROM staged WHERE canonical_id >= ? AND canonical_id <= ?"
+                " ORDER BY canonical_id, seq",
+                (ids[0], ids[-1]),
+            ).fetchall()
+            page: dict[str, list[Staged]] = {cid: [] for cid in ids}
+            for row in rows:
+                page[row[6]].append(_staged(row))
+            yield list(page.items())
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM staged").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

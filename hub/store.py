@@ -1,0 +1,641 @@
+"""Reads and writes of the state store, batched per page.
+
+Public entry points: :class:`Link`, :class:`BaseRecord`, :class:`PageWrites`, and the query
+functions below (each takes an open SQLAlchemy ``Connection`` so the caller decides the
+transaction). Every function that the sync engine calls once per page answers for the whole
+page with one ``IN`` query, never one query per record.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hub.tables import (
+    audit_entries,
+    canonical_records,
+    conflicts,
+    cursors,
+    dead_letters,
+    leases,
+    links,
+    match_keys,
+    pending_writes,
+    runs,
+)
+
+MAX_DEAD_LETTER_ATTEMPTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    canonical_id: str
+    system: str
+    remote_id: str
+    remote_modified_at: datetime | None
+    remote_hash: str
+    # A detached link marks a system that deliberately holds no copy (deletes: unlink).
+    detached: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BaseRecord:
+    canonical_id: str
+    values: dict[str, Any]
+    hash: str
+    deleted: bool
+
+
+def _chunks(items: Sequence[Any], size: int = 900) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------- links
+
+
+def links_by_remote(
+    conn: Connection, sync: str, object_type: str, system: str, remote_ids: Sequence[str]
+) -> dict[str, Link]:
+    """The links of these remote records of one system, by remote id."""
+    found: dict[str, Link] = {}
+    for chunk in _chunks(list(remote_ids)):
+        rows = conn.execute(
+            select(
+                links.c.canonical_id,
+                links.c.system,
+                links.c.remote_id,
+                links.c.remote_modified_at,
+                links.c.remote_hash,
+                links.c.detached,
+            ).where(
+                links.c.sync == sync,
+                links.c.object_type == object_type,
+                links.c.system == system,
+                links.c.remote_id.in_(chunk),
+            )
+        )
+        for row in rows:
+            found[row.remote_id] = Link(*row)
+    return found
+
+
+def links_by_canonical(
+    conn: Connection, sync: str, object_type: str, canonical_ids: Iterable[str]
+) -> dict[str, dict[str, Link]]:
+    """Every link of these canonical records: canonical id → system → link."""
+    found: dict[str, dict[str, Link]] = defaultdict(dict)
+    for chunk in _chunks(sorted(set(canonical_ids))):
+        rows = conn.execute(
+            select(
+                links.c.canonical_id,
+                links.c.system,
+                links.c.remote_id,
+                links.c.remote_modified_at,
+                links.c.remote_hash,
+                links.c.detached,
+            ).where(
+                links.c.sync == sync,
+                links.c.object_type == object_type,
+                links.c.canonical_id.in_(chunk),
+            )
+        )
+        for row in rows:
+            found[row.canonical_id][row.system] = Link(*row)
+    return found
+
+
+def count_links(conn: Connection, sync: str, object_type: str, system: str) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                links.c.sync == sync, links.c.object_type == object_type, links.c.system == system
+            )
+        ).scalar_one()
+    )
+
+
+# --------------------------------------------------------------------------- canonical records
+
+
+def base_records(
+    conn: Connection, sync: str, object_type: str, canonical_ids: Iterable[str]
+) -> dict[str, BaseRecord]:
+    found: dict[str, BaseRecord] = {}
+    for chunk in _chunks(sorted(set(canonical_ids))):
+        rows = conn.execute(
+            select(
+                canonical_records.c.id,
+                canonical_records.c.base,
+                canonical_records.c.hash,
+                canonical_records.c.deleted,
+            ).where(canonical_records.c.id.in_(chunk))
+        )
+        for row in rows:
+            found[row.id] = BaseRecord(row.id, dict(row.base), row.hash, bool(row.deleted))
+    return found
+
+
+def match_candidates(
+    conn: Connection, sync: str, object_type: str, keys: Iterable[str]
+) -> list[tuple[BaseRecord, dict[str, str]]]:
+    """Live canonical records holding any of these match keys, with their links by system."""
+    ids: set[str] = set()
+    for chunk in _chunks(sorted(set(keys))):
+        ids.update(
+            conn.execute(
+                select(match_keys.c.canonical_id).where(
+                    match_keys.c.sync == sync,
+                    match_keys.c.object_type == object_type,
+                    match_keys.c.key.in_(chunk),
+                )
+            ).scalars()
+        )
+    if not ids:
+        return []
+    bases = base_records(conn, sync, object_type, ids)
+    linked = links_by_canonical(conn, sync, object_type, ids)
+    return [
+        (
+            base,
+            {
+                system: link.remote_id
+                for system, link in linked.get(cid, {}).items()
+                if not link.detached
+            },
+        )
+        for cid, base in bases.items()
+        if not base.deleted
+    ]
+
+
+# --------------------------------------------------------------------------- cursors and runs
+
+
+def get_cursor(conn: Connection, sync: str, system: str, object_type: str) -> datetime | None:
+    value: datetime | None = conn.execute(
+        select(cursors.c.position).where(
+            cursors.c.sync == sync, cursors.c.system == system, cursors.c.object_type == object_type
+        )
+    ).scalar_one_or_none()
+    return value
+
+
+def set_cursor(
+    conn: Connection, sync: str, system: str, object_type: str, position: datetime, now: datetime
+) -> None:
+    updated = conn.execute(
+        update(cursors)
+        .where(
+            cursors.c.sync == sync, cursors.c.system == system, cursors.c.object_type == object_type
+        )
+        .values(position=position, updated_at=now)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            insert(cursors).values(
+                sync=sync, system=system, object_type=object_type, position=position, updated_at=now
+            )
+        )
+
+
+def start_run(conn: Connection, sync: str, now: datetime) -> int:
+    result = conn.execute(
+        insert(runs).values(sync=sync, started_at=now, status="running", dry_run=False)
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def finish_run(
+    conn: Connection,
+    run_id: int,
+    status: str,
+    counts: Mapping[str, Any],
+    error: str | None,
+    now: datetime,
+) -> None:
+    conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(status=status, counts=dict(counts), error=error, finished_at=now)
+    )
+
+
+# --------------------------------------------------------------------------- pending writes
+
+
+def pending_for(
+    conn: Connection, sync: str, object_type: str, canonical_ids: Iterable[str]
+) -> dict[tuple[str, str], str]:
+    """Write intents left by earlier runs: (canonical id, system) → kind."""
+    found: dict[tuple[str, str], str] = {}
+    for chunk in _chunks(sorted(set(canonical_ids))):
+        rows = conn.execute(
+            select(
+                pending_writes.c.canonical_id, pending_writes.c.system, pending_writes.c.kind
+            ).where(
+                pending_writes.c.sync == sync,
+                pending_writes.c.object_type == object_type,
+                pending_writes.c.canonical_id.in_(chunk),
+            )
+        )
+        for cid, system, kind in rows:
+            found[(cid, system)] = kind
+    return found
+
+
+def stale_pending_ids(conn: Connection, sync: str, object_type: str) -> list[str]:
+    return list(
+        conn.execute(
+            select(pending_writes.c.canonical_id)
+            .where(pending_writes.c.sync == sync, pending_writes.c.object_type == object_type)
+            .distinct()
+        ).scalars()
+    )
+
+
+def add_pending(
+    conn: Connection,
+    sync: str,
+    object_type: str,
+    intents: Sequence[tuple[str, str, str]],
+    run_id: int,
+    now: datetime,
+) -> None:
+    """Record ``(canonical id, system, kind)`` intents, replacing older ones for the same pair."""
+    if not intents:
+        return
+    clear_pending(conn, sync, object_type, [(cid, system) for cid, system, _ in intents])
+    conn.execute(
+        insert(pending_writes),
+        [
+            {
+                "sync": sync,
+                "object_type": object_type,
+                "canonical_id": cid,
+                "system": system,
+                "kind": kind,
+                "run_id": run_id,
+                "created_at": now,
+            }
+            for cid, system, kind in intents
+        ],
+    )
+
+
+def clear_pending(
+    conn: Connection, sync: str, object_type: str, pairs: Sequence[tuple[str, str]]
+) -> None:
+    if not pairs:
+        return
+    by_system: dict[str, list[str]] = defaultdict(list)
+    for cid, system in pairs:
+        by_system[system].append(cid)
+    for system, cids in by_system.items():
+        for chunk in _chunks(cids):
+            conn.execute(
+                delete(pending_writes).where(
+                    pending_writes.c.sync == sync,
+                    pending_writes.c.object_type == object_type,
+                    pending_writes.c.system == system,
+                    pending_writes.c.canonical_id.in_(chunk),
+                )
+            )
+
+
+# --------------------------------------------------------------------------- conflicts
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRow:
+    id: int
+    canonical_id: str
+    field: str
+    status: str
+    resolution: Any
+
+
+def conflicts_for(
+    conn: Connection,
+    sync: str,
+    object_type: str,
+    canonical_ids: Iterable[str],
+    statuses: Sequence[str],
+) -> dict[tuple[str, str], ConflictRow]:
+    """Conflicts in these statuses for these records: (canonical id, field) → row."""
+    found: dict[tuple[str, str], ConflictRow] = {}
+    for chunk in _chunks(sorted(set(canonical_ids))):
+        rows = conn.execute(
+            select(
+                conflicts.c.id,
+                conflicts.c.canonical_id,
+                conflicts.c.field,
+                conflicts.c.status,
+                conflicts.c.resolution,
+            ).where(
+                conflicts.c.sync == sync,
+                conflicts.c.object_type == object_type,
+                conflicts.c.status.in_(statuses),
+                conflicts.c.canonical_id.in_(chunk),
+            )
+        )
+        for row in rows:
+            found[(row.canonical_id, row.field)] = ConflictRow(*row)
+    return found
+
+
+def resolved_conflict_ids(conn: Connection, sync: str, object_type: str) -> list[str]:
+    return list(
+        conn.execute(
+            select(conflicts.c.canonical_id)
+            .where(
+                conflicts.c.sync == sync,
+                conflicts.c.object_type == object_type,
+                conflicts.c.status == "resolved",
+            )
+            .distinct()
+        ).scalars()
+    )
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    id: int
+    system: str
+    remote_id: str | None
+    canonical_id: str | None
+    stage: str
+    attempts: int
+
+
+def due_dead_letters(
+    conn: Connection, sync: str, object_type: str, now: datetime
+) -> list[DeadLetter]:
+    rows = conn.execute(
+        select(
+            dead_letters.c.id,
+            dead_letters.c.system,
+            dead_letters.c.remote_id,
+            dead_letters.c.canonical_id,
+            dead_letters.c.stage,
+            dead_letters.c.attempts,
+        ).where(
+            dead_letters.c.sync == sync,
+            dead_letters.c.object_type == object_type,
+            dead_letters.c.status == "open",
+            or_(dead_letters.c.next_attempt_at.is_(None), dead_letters.c.next_attempt_at <= now),
+        )
+    )
+    return [DeadLetter(*row) for row in rows]
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Growing delays between automatic retries: 5 min, 10, 20, ... at most a day."""
+    delay: timedelta = timedelta(minutes=5) * 2 ** max(attempts - 1, 0)
+    return min(delay, timedelta(days=1))
+
+
+def record_dead_letter(
+    conn: Connection,
+    *,
+    sync: str,
+    system: str,
+    object_type: str,
+    stage: str,
+    reason: str,
+    remote_id: str | None,
+    canonical_id: str | None,
+    payload: Any,
+    run_id: int | None,
+    now: datetime,
+) -> None:
+    """Add a failed record, or count one more attempt of one already there."""
+    identity = and_(
+        dead_letters.c.sync == sync,
+        dead_letters.c.system == system,
+        dead_letters.c.object_type == object_type,
+        dead_letters.c.stage == stage,
+        dead_letters.c.status.in_(("open", "parked")),
+        dead_letters.c.remote_id == remote_id
+        if remote_id is not None
+        else dead_letters.c.canonical_id == canonical_id,
+    )
+    existing = conn.execute(
+        select(dead_letters.c.id, dead_letters.c.attempts).where(identity)
+    ).first()
+    if existing is None:
+        conn.execute(
+            insert(dead_letters).values(
+                sync=sync,
+                system=system,
+                object_type=object_type,
+                stage=stage,
+                reason=reason,
+                remote_id=remote_id,
+                canonical_id=canonical_id,
+                payload=payload,
+                attempts=1,
+                status="open",
+                first_seen=now,
+                last_seen=now,
+                next_attempt_at=now + retry_delay(1),
+                run_id=run_id,
+            )
+        )
+        return
+    attempts = existing.attempts + 1
+    conn.execute(
+        update(dead_letters)
+        .where(dead_letters.c.id == existing.id)
+        .values(
+            attempts=attempts,
+            reason=reason,
+            payload=payload,
+            last_seen=now,
+            run_id=run_id,
+            status="parked" if attempts >= MAX_DEAD_LETTER_ATTEMPTS else "open",
+            next_attempt_at=now + retry_delay(attempts),
+        )
+    )
+
+
+def resolve_dead_letters(
+    conn: Connection,
+    sync: str,
+    system: str,
+    object_type: str,
+    *,
+    remote_ids: Sequence[str] = (),
+    canonical_ids: Sequence[str] = (),
+    stages: Sequence[str],
+) -> None:
+    """Close the failures these records had, now that they went through."""
+    for column, values in (
+        (dead_letters.c.remote_id, remote_ids),
+        (dead_letters.c.canonical_id, canonical_ids),
+    ):
+        for chunk in _chunks(list(values)):
+            conn.execute(
+                update(dead_letters)
+                .where(
+                    dead_letters.c.sync == sync,
+                    dead_letters.c.system == system,
+                    dead_letters.c.object_type == object_type,
+                    dead_letters.c.stage.in_(stages),
+                    dead_letters.c.status.in_(("open", "parked")),
+                    column.in_(chunk),
+                )
+                .values(status="resolved")
+            )
+
+
+# --------------------------------------------------------------------------- page commit
+
+
+@dataclass(slots=True)
+class PageWrites:
+    """Everything one reconciled page changes in the store, written in one transaction."""
+
+    new_records: list[dict[str, Any]] = field(default_factory=list)
+    changed_records: list[dict[str, Any]] = field(default_factory=list)
+    new_keys: list[dict[str, Any]] = field(default_factory=list)
+    dropped_keys: list[str] = field(default_factory=list)  # canonical ids whose keys are rewritten
+    new_links: list[dict[str, Any]] = field(default_factory=list)
+    changed_links: list[dict[str, Any]] = field(default_factory=list)
+    removed_links: list[tuple[str, str]] = field(default_factory=list)  # (canonical id, system)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    new_conflicts: list[dict[str, Any]] = field(default_factory=list)
+    applied_conflicts: list[int] = field(default_factory=list)
+    superseded_conflicts: list[int] = field(default_factory=list)
+    done_pending: list[tuple[str, str]] = field(default_factory=list)
+    written: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+def commit_page(conn: Connection, sync: str, object_type: str, page: PageWrites) -> None:
+    if page.new_records:
+        conn.execute(insert(canonical_records), page.new_records)
+    if page.changed_records:
+        conn.execute(
+            update(canonical_records)
+            .where(canonical_records.c.id == bindparam("b_id"))
+            .values(
+                base=bindparam("base"),
+                hash=bindparam("hash"),
+                deleted=bindparam("deleted"),
+                updated_at=bindparam("updated_at"),
+            ),
+            page.changed_records,
+        )
+    for chunk in _chunks(page.dropped_keys):
+        conn.execute(
+            delete(match_keys).where(
+                match_keys.c.sync == sync,
+                match_keys.c.object_type == object_type,
+                match_keys.c.canonical_id.in_(chunk),
+            )
+        )
+    if page.new_keys:
+        conn.execute(insert(match_keys), page.new_keys)
+    for cid, system in page.removed_links:
+        conn.execute(
+            delete(links).where(
+                links.c.sync == sync,
+                links.c.object_type == object_type,
+                links.c.canonical_id == cid,
+                links.c.system == system,
+            )
+        )
+    if page.new_links:
+        conn.execute(insert(links), page.new_links)
+    if page.changed_links:
+        conn.execute(
+            update(links)
+            .where(
+                links.c.sync == sync,
+                links.c.object_type == object_type,
+                links.c.canonical_id == bindparam("b_canonical_id"),
+                links.c.system == bindparam("b_system"),
+            )
+            .values(
+                remote_modified_at=bindparam("remote_modified_at"),
+                remote_hash=bindparam("remote_hash"),
+                updated_at=bindparam("updated_at"),
+            ),
+            page.changed_links,
+        )
+    if page.audit:
+        conn.execute(insert(audit_entries), page.audit)
+    if page.superseded_conflicts:
+        conn.execute(
+            update(conflicts)
+            .where(conflicts.c.id.in_(page.superseded_conflicts))
+            .values(status="superseded")
+        )
+    if page.new_conflicts:
+        conn.execute(insert(conflicts), page.new_conflicts)
+    if page.applied_conflicts:
+        conn.execute(
+            update(conflicts)
+            .where(conflicts.c.id.in_(page.applied_conflicts))
+            .values(status="applied")
+        )
+    clear_pending(conn, sync, object_type, page.done_pending)
+    for system, cids in page.written.items():
+        resolve_dead_letters(conn, sync, system, object_type, canonical_ids=cids, stages=("write",))
+
+
+def open_counts(conn: Connection, sync: str) -> tuple[int, int]:
+    """Conflicts waiting for a person and records that failed, for one sync."""
+    open_conflicts = conn.execute(
+        select(func.count()).where(conflicts.c.sync == sync, conflicts.c.status == "open")
+    ).scalar_one()
+    open_dead = conn.execute(
+        select(func.count()).where(dead_letters.c.sync == sync, dead_letters.c.status == "open")
+    ).scalar_one()
+    return int(open_conflicts), int(open_dead)
+
+
+# --------------------------------------------------------------------------- leases
+
+
+def acquire_lease(conn: Connection, sync: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+    """Take the sync's lease unless another owner holds an unexpired one."""
+    taken = conn.execute(
+        update(leases)
+        .where(leases.c.sync == sync, or_(leases.c.expires_at < now, leases.c.owner == owner))
+        .values(owner=owner, acquired_at=now, expires_at=now + ttl)
+    )
+    if taken.rowcount:
+        return True
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(leases).values(sync=sync, owner=owner, acquired_at=now, expires_at=now + ttl)
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def renew_lease(conn: Connection, sync: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+    renewed = conn.execute(
+        update(leases)
+        .where(leases.c.sync == sync, leases.c.owner == owner)
+        .values(expires_at=now + ttl)
+    )
+    return bool(renewed.rowcount)
+
+
+def release_lease(conn: Connection, sync: str, owner: str) -> None:
+    conn.execute(delete(leases).where(leases.c.sync == sync, leases.c.owner == owner))

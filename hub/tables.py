@@ -1,0 +1,238 @@
+"""The state store's schema: every table the hub keeps, as SQLAlchemy Core metadata.
+
+Public entry points: :data:`metadata` and the table objects below; :class:`UTCDateTime`.
+
+Alembic migrations in ``hub/migrations`` create and evolve these tables; the metadata here is
+what the code queries and what ``alembic revision --autogenerate`` compares against. Indexes are
+chosen so that one page of records costs a handful of queries: every lookup the engine does per
+page is an ``IN`` over one of them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (naive storage) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} reached the state store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAME = String(64)
+OBJECT = String(16)
+ID = String(64)
+REMOTE_ID = String(255)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+canonical_records = Table(
+    "canonical_records",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("sync", NAME, nullable=False),
+    Column("object_type", OBJECT, nullable=False),
+    # The base: the last field values every linked system agreed on (flat canonical dict).
+    Column("base", JSON, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "sync", "object_type"),
+)
+
+match_keys = Table(
+    "match_keys",
+    metadata,
+    Column("sync", NAME, primary_key=True),
+    Column("object_type", OBJECT, primary_key=True),
+    Column("key", String(512), primary_key=True),
+    Column("canonical_id", ID, primary_key=True),
+    Index(None, "canonical_id"),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sync", NAME, nullable=False),
+    Column("object_type", OBJECT, nullable=False),
+    Column("canonical_id", ID, nullable=False),
+    Column("system", NAME, nullable=False),
+    Column("remote_id", REMOTE_ID, nullable=False),
+    # The remote version: the vendor's modified time and the hash of the mapped record as last
+    # seen or written. A read whose hash equals remote_hash is our own write coming back.
+    Column("remote_modified_at", UTCDateTime, nullable=True),
+    Column("remote_hash", String(64), nullable=False),
+    Column("rule", String(128), nullable=False),
+    # A detached link: this system deliberately holds no copy (deletes: unlink); never write it.
+    Column("detached", Boolean, nullable=False, default=False),
+    Column("linked_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("sync", "object_type", "system", "remote_id"),
+    UniqueConstraint("sync", "object_type", "canonical_id", "system"),
+)
+
+pending_writes = Table(
+    "pending_writes",
+    metadata,
+    # Write-ahead intents: committed before a vendor write, removed with the commit after it.
+    # One left behind means a run stopped in between; the next run revisits the record, and for a
+    # create looks the record up on the vendor before creating it again.
+    Column("sync", NAME, primary_key=True),
+    Column("object_type", OBJECT, primary_key=True),
+    Column("canonical_id", ID, primary_key=True),
+    Column("system", NAME, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("sync", NAME, primary_key=True),
+    Column("system", NAME, primary_key=True),
+    Column("object_type", OBJECT, primary_key=True),
+    Column("position", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sync", NAME, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("counts", JSON, nullable=True),
+    Column("error", Text, nullable=True),
+    Index(None, "sync", "started_at"),
+)
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("run_id", Integer, nullable=True),
+    Column("sync", NAME, nullable=False),
+    Column("system", NAME, nullable=True),
+    Column("object_type", OBJECT, nullable=False),
+    Column("remote_id", REMOTE_ID, nullable=True),
+    Column("canonical_id", ID, nullable=True),
+    Column("action", String(16), nullable=False),
+    Column("changes", JSON, nullable=True),
+    Column("reason", Text, nullable=True),
+    Index(None, "sync", "at"),
+    Index(None, "canonical_id"),
+    Index(None, "system", "remote_id"),
+    Index(None, "run_id"),
+)
+
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sync", NAME, nullable=False),
+    Column("object_type", OBJECT, nullable=False),
+    Column("canonical_id", ID, nullable=False),
+    Column("field", String(128), nullable=False),
+    Column("base", JSON, nullable=True),
+    # {system: {"value": ..., "modified_at": iso}} — every side's contender.
+    Column("candidates", JSON, nullable=False),
+    # open (manual, waiting) | settled (a policy chose) | resolved (a person chose) | applied
+    Column("status", String(16), nullable=False),
+    Column("winner", NAME, nullable=True),
+    Column("resolution", JSON, nullable=True),
+    Column("policy", String(64), nullable=False),
+    Column("run_id", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Index(None, "sync", "status"),
+    Index(None, "canonical_id", "field"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sync", NAME, nullable=False),
+    Column("system", NAME, nullable=False),
+    Column("object_type", OBJECT, nullable=False),
+    Column("remote_id", REMOTE_ID, nullable=True),
+    Column("canonical_id", ID, nullable=True),
+    # map (could not be mapped) | write (the vendor refused it) | duplicate (same key twice in
+    # one system) — each retried differently.
+    Column("stage", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("payload", JSON, nullable=True),
+    Column("attempts", Integer, nullable=False, default=1),
+    # open | parked (retries used up) | resolved | discarded
+    Column("status", String(16), nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("run_id", Integer, nullable=True),
+    Index(None, "sync", "object_type", "status"),
+    Index(None, "sync", "system", "object_type", "remote_id"),
+    Index(None, "canonical_id"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("sync", NAME, primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A result row as a plain dict."""
+    return dict(row._mapping)

@@ -1,0 +1,134 @@
+"""Errors raised by the mappings package, each with a one-line message a person can act on.
+
+Public entry points: :class:`NormalizeError`, :class:`MappingError`, :class:`FieldMapError`
+and :func:`show_value`.
+
+A record that fails mapping goes to the dead-letter table with ``str(error)`` as its reason, so
+every message here names the object type, the canonical field, the vendor field and the value,
+on one line, and never carries a library's multi-line report. The errors pickle with all their
+attributes because Celery workers ship them between processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_MAX_SHOWN = 80
+
+
+def show_value(value: object) -> str:
+    """``repr`` of a value for a message: one line (repr escapes newlines), at most ~80 chars."""
+    text = repr(value)
+    if len(text) <= _MAX_SHOWN:
+        return text
+    quote = text[0] if text[0] in "'\"" else ""
+    return text[: _MAX_SHOWN - 4] + "..." + quote
+
+
+def one_line(text: str) -> str:
+    """Collapse a library's message to one line, so it reads well in a log or a table cell."""
+    return " ".join(text.split())
+
+
+class NormalizeError(ValueError):
+    """A value that a normalizer cannot turn into its canonical form.
+
+    ``str()`` is ``<value> <reason>``, e.g. ``'bob@@x' is not a valid email address: ...``; the
+    parts stay apart so :class:`MappingError` can put the field names between them.
+    """
+
+    def __init__(self, value: object, reason: str) -> None:
+        self.value = value
+        self.reason = one_line(reason)
+        super().__init__(f"{show_value(value)} {self.reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.value, self.reason))
+
+
+class MappingError(ValueError):
+    """A record that cannot be mapped to or from the canonical schema.
+
+    ``field`` is the canonical field (None when the record as a whole is wrong, such as a contact
+    with neither name nor email), ``vendor_field`` the vendor's field when known, ``value`` the
+    offending input and ``reason`` a predicate such as ``is required``. ``more`` counts further
+    problems found in the same record, which the message mentions but does not spell out.
+    """
+
+    def __init__(
+        self,
+        object_type: str,
+        field: str | None,
+        value: object,
+        reason: str,
+        *,
+        vendor_field: str | None = None,
+        more: int = 0,
+    ) -> None:
+        self.object_type = object_type
+        self.field = field
+        self.value = value
+        self.reason = one_line(reason)
+        self.vendor_field = vendor_field
+        self.more = more
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        if self.field is None:
+            text = f"{self.object_type}: {self.reason}"
+        else:
+            where = f"{self.object_type}.{self.field}"
+            vendor = f" (vendor field {self.vendor_field!r})" if self.vendor_field else ""
+            if self.value is None:
+                text = f"{where}{vendor}: {self.reason}"
+            else:
+                text = f"{where}: {show_value(self.value)}{vendor} {self.reason}"
+        if self.more:
+            text += f" (and {self.more} more problem{'s' if self.more > 1 else ''})"
+        return text
+
+    def with_vendor_field(self, vendor_field: str | None) -> MappingError:
+        """The same error naming the vendor field, for a layer that knows which one it was."""
+        if vendor_field is None or vendor_field == self.vendor_field:
+            return self
+        return MappingError(
+            self.object_type,
+            self.field,
+            self.value,
+            self.reason,
+            vendor_field=vendor_field,
+            more=self.more,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_mapping_error, (self.__dict__.copy(),))
+
+
+def _rebuild_mapping_error(state: dict[str, Any]) -> MappingError:
+    return MappingError(
+        state["object_type"],
+        state["field"],
+        state["value"],
+        state["reason"],
+        vendor_field=state["vendor_field"],
+        more=state["more"],
+    )
+
+
+class FieldMapError(ValueError):
+    """A field-map definition that cannot be used.
+
+    ``source`` names where the definition came from (a file name, or ``config`` for overrides),
+    ``path`` the dotted key path inside it (empty for the whole document) and ``problem`` what is
+    wrong, e.g. ``memory.yaml: objects.deals.fields.stage.prefer.won: ...``.
+    """
+
+    def __init__(self, source: str, path: str, problem: str) -> None:
+        self.source = source
+        self.path = path
+        self.problem = one_line(problem)
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"{where}: {self.problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.source, self.path, self.problem))
