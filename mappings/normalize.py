@@ -174,16 +174,46 @@ def normalize_phone(v: object, default_region: str | None = "US") -> str | None:
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _phone(s: str, region: str | None) -> str:
+    text, number = _phone_once(s, region)
+    # phonenumbers strips a trunk prefix even after "+<country code>", so when its output still
+    # starts with one (from input like "+43 0 0197..."), reading that output again gives a
+    # shorter number. Go on to the fixed point, or a value written to a vendor and read back
+    # would change on every sync. Rare, so only outputs the prefix rule matches are re-read.
+    for _ in range(4):
+        if number is None:
+            break
+        prefix = _trunk_prefix(number.country_code)
+        national = text[len(str(number.country_code)) + 1 :]
+        if prefix is None or prefix.match(national) is None:
+            break
+        again, number = _phone_once(text.split(";", 1)[0], region)
+        if number is not None and number.extension is None and ";ext=" in text:
+            again += text[text.index(";ext=") :]
+        if again == text:
+            break
+        text = again
+    return text
+
+
+def _phone_once(s: str, region: str | None) -> tuple[str, phonenumbers.PhoneNumber | None]:
     try:
         number = phonenumbers.parse(s, region)
     except phonenumbers.NumberParseException:
-        return s
+        return s, None
     if not phonenumbers.is_possible_number(number):
-        return s
-    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return s, None
+    e164 = str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
     if number.extension:
-        return f"{e164};ext={number.extension}"
-    return str(e164)
+        e164 = f"{e164};ext={number.extension}"
+    return e164, number
+
+
+@lru_cache(maxsize=512)
+def _trunk_prefix(country_code: int) -> re.Pattern[str] | None:
+    region = phonenumbers.region_code_for_country_code(country_code)
+    meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    pattern = getattr(meta, "national_prefix_for_parsing", None)
+    return re.compile(pattern) if pattern else None
 
 
 # ---------------------------------------------------------------------------------------------

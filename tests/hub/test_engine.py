@@ -1,0 +1,538 @@
+"""The sync engine against in-memory CRMs: what a user of crmhub would notice."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine, event, func, select
+
+from connectors.errors import AuthError, RecordRejected
+from hub import admin
+from hub.engine import LeaseHeldError, MassDeleteError
+from hub.tables import audit_entries, conflicts, dead_letters, links, runs
+from tests.hub.harness import Harness
+
+
+def _audit(db: Engine, **where: str) -> list[dict]:
+    query = select(audit_entries)
+    for column, value in where.items():
+        query = query.where(audit_entries.c[column] == value)
+    with db.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query.order_by(audit_entries.c.id))]
+
+
+# --------------------------------------------------------------------------- first sync
+
+
+def test_first_sync_matches_the_same_person_despite_formatting_and_fills_the_gaps(db: Engine):
+    h = Harness(db)
+    h.add(
+        "a",
+        "contacts",
+        firstname="Ann",
+        lastname="Lee",
+        email="ann@acme.com",
+        phone="(415) 555-0100",
+    )
+    h.add(
+        "b",
+        "contacts",
+        firstname="Ann",
+        email="ANN@Acme.com",
+        phone="+1 415 555 0100",
+        jobtitle="CTO",
+    )
+    h.add("b", "contacts", firstname="Bob", email="bob@acme.com")
+
+    report = h.run()
+
+    assert report.exit_code == 0
+    assert len(h.records("a", "contacts")) == 2  # Bob created in a; Ann not duplicated
+    assert len(h.records("b", "contacts")) == 2
+    ann_a = h.by("a", "contacts", "email", "ann@acme.com")
+    ann_b = h.by("b", "contacts", "email", "ANN@Acme.com")
+    assert ann_a["jobtitle"] == "CTO"  # filled from b
+    assert ann_b["lastname"] == "Lee"  # filled from a
+    assert sorted(map(sorted_items, h.canonical("a", "contacts"))) == sorted(
+        map(sorted_items, h.canonical("b", "contacts"))
+    )
+
+
+def sorted_items(record: dict) -> list:
+    return sorted(record.items())
+
+
+def test_an_immediate_second_run_writes_nothing(db: Engine):
+    h = Harness(db)
+    company = h.add("a", "companies", name="Acme", domain="acme.com")
+    h.add("a", "contacts", firstname="Ann", email="ann@acme.com", company_id=company)
+    h.add("b", "companies", name="Globex", website="https://www.globex.com/")
+    h.add(
+        "a", "deals", dealname="Big one", amount="1000", dealstage="closedwon", company_id=company
+    )
+    h.run()
+
+    second = h.run_without_writes()
+
+    assert second.writes == 0
+    assert second.exit_code == 0
+
+
+def test_a_blank_never_overwrites_a_value_at_first_link(db: Engine):
+    h = Harness(db)
+    h.add("a", "contacts", firstname="Ann", email="ann@acme.com", jobtitle="CTO")
+    h.add("b", "contacts", firstname="Ann", email="ann@acme.com")
+    h.run()
+    assert h.by("b", "contacts", "email", "ann@acme.com")["jobtitle"] == "CTO"
+    assert h.by("a", "contacts", "email", "ann@acme.com")["jobtitle"] == "CTO"
+
+
+def test_clearing_a_field_after_the_first_link_clears_it_everywhere(db: Engine):
+    h = Harness(db)
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@acme.com", jobtitle="CTO")
+    h.run()
+    h.edit("a", "contacts", ann, jobtitle=None)
+    h.run()
+    assert "jobtitle" not in h.by("b", "contacts", "email", "ann@acme.com")
+
+
+def test_references_are_translated_to_each_systems_own_ids(db: Engine):
+    h = Harness(db)
+    h.add("b", "companies", name="Filler", domain="filler.com")  # shifts b's ids
+    acme = h.add("a", "companies", name="Acme", domain="acme.com")
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@acme.com", company_id=acme)
+    bob = h.add("a", "contacts", firstname="Bob", email="bob@acme.com", company_id=acme)
+    h.add(
+        "a",
+        "deals",
+        dealname="Rockets",
+        company_id=acme,
+        contact_ids=[ann, bob],
+        dealstage="qualifiedtobuy",
+    )
+    h.run()
+
+    acme_b = h.by("b", "companies", "domain", "acme.com")["id"]
+    ann_b = h.by("b", "contacts", "email", "ann@acme.com")
+    bob_b = h.by("b", "contacts", "email", "bob@acme.com")
+    deal_b = h.by("b", "deals", "dealname", "Rockets")
+    assert acme_b != acme
+    assert ann_b["company_id"] == acme_b
+    assert sorted(deal_b["contact_ids"]) == sorted([ann_b["id"], bob_b["id"]])
+    assert deal_b["company_id"] == acme_b
+
+
+def test_three_systems_converge_and_each_gets_what_it_lacks(db: Engine):
+    h = Harness(db, ("a", "b", "c"))
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.add("b", "contacts", firstname="Bob", email="bob@x.com")
+    h.add("c", "contacts", firstname="Cy", email="cy@x.com", phone="+44 (0)20 7946 0321")
+    h.run()
+    for system in "abc":
+        emails = sorted(r["email"] for r in h.records(system, "contacts"))
+        assert emails == ["ann@x.com", "bob@x.com", "cy@x.com"]
+    assert h.by("a", "contacts", "email", "cy@x.com")["phone"] == "+442079460321"
+    assert h.run_without_writes().writes == 0
+
+
+def test_read_only_systems_are_never_written_and_write_only_systems_never_read(db: Engine):
+    h = Harness(db, {"source": "read", "target": "write"})
+    h.add("source", "contacts", firstname="Ann", email="ann@x.com")
+    h.add("target", "contacts", firstname="Zed", email="zed@x.com")
+    h.run()
+    assert [r["email"] for r in h.records("source", "contacts")] == ["ann@x.com"]
+    assert sorted(r["email"] for r in h.records("target", "contacts")) == ["ann@x.com", "zed@x.com"]
+    assert h.stores["target"].calls.get("read_changes", 0) == 0
+
+
+# --------------------------------------------------------------------------- incremental
+
+
+def test_a_change_on_one_side_reaches_the_other_and_its_echo_is_skipped(db: Engine):
+    h = Harness(db)
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.run()
+    h.edit("a", "contacts", ann, jobtitle="VP Sales")
+
+    report = h.run()
+
+    assert report.counts["contacts"]["b"]["updated"] == 1
+    assert h.by("b", "contacts", "email", "ann@x.com")["jobtitle"] == "VP Sales"
+    entries = _audit(db, action="update", system="b")
+    assert entries[-1]["changes"] == {"job_title": [None, "VP Sales"]}
+    assert "job_title from a" in entries[-1]["reason"]
+    assert h.run_without_writes().writes == 0
+
+
+def test_changes_to_different_fields_on_both_sides_both_survive(db: Engine):
+    h = Harness(db)
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.run()
+    ann_b = h.by("b", "contacts", "email", "ann@x.com")["id"]
+    h.edit("a", "contacts", ann, jobtitle="CTO")
+    h.edit("b", "contacts", ann_b, phone="415-555-0100")
+    h.run()
+    for system in "ab":
+        record = h.by(system, "contacts", "email", "ann@x.com")
+        assert record["jobtitle"] == "CTO"
+        assert record["phone"] in ("415-555-0100", "+14155550100")
+
+
+# --------------------------------------------------------------------------- conflicts
+
+
+def _conflicting_edit(h: Harness) -> None:
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@x.com", jobtitle="Engineer")
+    h.run()
+    ann_b = h.by("b", "contacts", "email", "ann@x.com")["id"]
+    h.edit("a", "contacts", ann, jobtitle="CTO")  # earlier
+    h.edit("b", "contacts", ann_b, jobtitle="CEO", firstname="Anne")  # later
+
+
+def _conflict_rows(db: Engine) -> list[dict]:
+    with db.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(conflicts).order_by(conflicts.c.id))]
+
+
+def test_newest_edit_wins_a_conflict_and_the_loser_is_recorded(db: Engine):
+    h = Harness(db, policy="newest")
+    _conflicting_edit(h)
+    report = h.run()
+    for system in "ab":
+        assert h.by(system, "contacts", "email", "ann@x.com")["jobtitle"] == "CEO"
+    [row] = _conflict_rows(db)
+    assert row["status"] == "settled" and row["winner"] == "b" and row["policy"] == "newest"
+    assert row["candidates"]["a"]["value"] == "CTO"
+    [entry] = _audit(db, action="conflict")
+    assert entry["system"] == "a"
+    assert entry["changes"] == {"job_title": ["CTO", "CEO"]}
+    assert report.exit_code == 0  # settled by policy: nothing waits for a person
+
+
+def test_prefer_policy_takes_the_preferred_system_even_when_older(db: Engine):
+    h = Harness(db, policy="prefer", prefer=["a", "b"])
+    _conflicting_edit(h)
+    h.run()
+    assert h.by("b", "contacts", "email", "ann@x.com")["jobtitle"] == "CTO"
+    # the other field only b changed is still taken from b
+    assert h.by("a", "contacts", "email", "ann@x.com")["firstname"] == "Anne"
+
+
+def test_a_field_owner_wins_its_field_and_the_fallback_decides_the_rest(db: Engine):
+    h = Harness(db, policy="newest", owners={"contacts.job_title": "a"})
+    _conflicting_edit(h)
+    h.run()
+    assert h.by("b", "contacts", "email", "ann@x.com")["jobtitle"] == "CTO"
+
+
+def test_manual_conflicts_wait_while_other_fields_merge_then_the_resolution_is_written(
+    db: Engine,
+):
+    h = Harness(db, policy="manual")
+    _conflicting_edit(h)
+
+    first = h.run()
+
+    assert first.exit_code == 1  # something waits for a person
+    assert first.open_conflicts == 1
+    assert h.by("a", "contacts", "email", "ann@x.com")["jobtitle"] == "CTO"  # untouched
+    assert h.by("b", "contacts", "email", "ann@x.com")["jobtitle"] == "CEO"  # untouched
+    assert h.by("a", "contacts", "email", "ann@x.com")["firstname"] == "Anne"  # merged
+    assert h.run_without_writes().writes == 0  # waiting is stable, no ping-pong
+
+    [row] = admin.list_conflicts(db)
+    admin.resolve_conflict(db, row["id"], value="Chief Executive")
+    third = h.run()
+
+    for system in "ab":
+        assert h.by(system, "contacts", "email", "ann@x.com")["jobtitle"] == "Chief Executive"
+    assert third.open_conflicts == 0 and third.exit_code == 0
+    assert _audit(db, action="resolve")
+    assert h.run_without_writes().writes == 0
+
+
+# --------------------------------------------------------------------------- bad records
+
+
+def test_an_invalid_email_is_dead_lettered_with_its_reason_while_the_rest_syncs(db: Engine):
+    h = Harness(db)
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    bad = h.stores["a"].create("contacts", {"firstname": "Bad"})
+    bad.fields["email"] = "bad@@x"  # imported around the vendor's own check
+
+    report = h.run()
+
+    assert report.exit_code == 1
+    assert [r["email"] for r in h.records("b", "contacts")] == ["ann@x.com"]
+    [failed] = admin.list_failed(db)
+    assert failed["remote_id"] == bad.id and failed["stage"] == "map"
+    assert "bad@@x" in failed["reason"] and "email" in failed["reason"]
+
+
+def test_a_fixed_record_is_retried_and_its_failure_closed(db: Engine):
+    h = Harness(db)
+    bad = h.stores["a"].create("contacts", {"firstname": "Bad"})
+    bad.fields["email"] = "bad@@x"
+    h.run()
+    h.edit("a", "contacts", bad.id, email="good@x.com")
+    report = h.run()
+    assert report.exit_code == 0
+    assert [r["email"] for r in h.records("b", "contacts")] == ["good@x.com"]
+    assert admin.list_failed(db) == []
+
+
+def test_a_vendor_rejection_is_dead_lettered_in_the_vendors_words_and_the_batch_commits(
+    db: Engine,
+):
+    h = Harness(db)
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.add("a", "contacts", firstname="Bob", email="bob@x.com")
+
+    original = h.stores["b"].create
+
+    def create(object_type: str, fields: dict) -> object:
+        if fields.get("email") == "bob@x.com":
+            raise RecordRejected("Property values were not valid: phone", code="INVALID")
+        return original(object_type, fields)
+
+    h.stores["b"].create = create  # type: ignore[method-assign]
+    report = h.run()
+
+    assert report.exit_code == 1
+    assert [r["email"] for r in h.records("b", "contacts")] == ["ann@x.com"]
+    [failed] = admin.list_failed(db)
+    assert failed["stage"] == "write" and failed["system"] == "b"
+    assert "Property values were not valid" in failed["reason"]
+
+    h.stores["b"].create = original  # type: ignore[method-assign]
+    admin.retry_failed(db, None)
+    assert h.run().exit_code == 0
+    assert sorted(r["email"] for r in h.records("b", "contacts")) == ["ann@x.com", "bob@x.com"]
+
+
+def test_duplicates_inside_one_system_are_reported_never_merged(db: Engine):
+    h = Harness(db, unique_emails=False)
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.add("a", "contacts", firstname="Annie", email="ANN@x.com")
+    report = h.run()
+    assert len(h.records("a", "contacts")) == 2
+    assert len(h.records("b", "contacts")) == 1
+    assert report.counts["contacts"]["a"]["duplicates"] == 1
+    [failed] = admin.list_failed(db)
+    assert failed["stage"] == "duplicate" and "same email" in failed["reason"]
+
+
+# --------------------------------------------------------------------------- deletes
+
+
+def test_deletes_are_ignored_by_default(db: Engine):
+    h = Harness(db)
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.run()
+    h.stores["a"].delete("contacts", ann)
+    h.run()
+    assert len(h.records("b", "contacts")) == 1
+    assert h.stores["a"].calls.get("read_deletes", 0) == 0
+
+
+def test_propagate_deletes_the_linked_records_and_audits_it(db: Engine):
+    h = Harness(db, deletes="propagate")
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.add("a", "contacts", firstname="Bob", email="bob@x.com")
+    h.run()
+    h.stores["a"].delete("contacts", ann)
+    h.run()
+    assert [r["email"] for r in h.records("b", "contacts")] == ["bob@x.com"]
+    assert [e["system"] for e in _audit(db, action="delete")] == ["a", "b"]
+    assert h.run_without_writes().writes == 0
+
+
+def test_unlink_keeps_the_other_copies_and_never_recreates_the_deleted_one(db: Engine):
+    h = Harness(db, deletes="unlink")
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.run()
+    h.stores["a"].delete("contacts", ann)
+    h.run()
+    ann_b = h.by("b", "contacts", "email", "ann@x.com")
+    h.edit("b", "contacts", ann_b["id"], jobtitle="CTO")
+    h.run()
+    assert h.records("a", "contacts") == []
+    assert _audit(db, action="unlink")
+
+
+def test_the_mass_delete_guard_refuses_and_deletes_nothing(db: Engine):
+    h = Harness(db, deletes="propagate")
+    ids = [h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com") for i in range(20)]
+    h.run()
+    for record_id in ids[:15]:
+        h.stores["a"].delete("contacts", record_id)
+    with pytest.raises(MassDeleteError, match="15 of its 20"):
+        h.run()
+    assert len(h.records("b", "contacts")) == 20
+    h.run(allow_mass_delete=True)
+    assert len(h.records("b", "contacts")) == 5
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+def test_a_dry_run_plans_but_writes_nothing_anywhere(db: Engine):
+    h = Harness(db)
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.forbid_writes()
+    report = h.run(dry_run=True)
+    assert report.counts["contacts"]["b"]["to_create"] == 1
+    assert report.planned[0]["action"] == "create"
+    with db.connect() as conn:
+        for table in (runs, links, audit_entries, dead_letters):
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0
+
+
+# --------------------------------------------------------------------------- crashes
+
+
+class Killed(BaseException):
+    """Stands for the process dying: not an error the engine may catch."""
+
+
+@pytest.mark.parametrize("target", ["both", "write"])
+def test_a_crash_between_a_vendor_create_and_our_commit_creates_no_duplicate(
+    db: Engine, target: str
+):
+    # A reading target finds the orphans by matching; a write-only one only by the lookup the
+    # write-ahead intent triggers. The vendor accepts duplicate emails, so it cannot save us.
+    h = Harness(db, {"a": "both", "b": target}, unique_emails=False)
+    for i in range(30):
+        h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
+
+    def die_after_create(operation: str, object_type: str, results: object) -> None:
+        if operation == "create":
+            raise Killed()
+
+    h.connectors["b"].after_write = die_after_create
+    with pytest.raises(Killed):
+        h.run()
+    assert len(h.records("b", "contacts")) == 30  # the vendor has them; we never heard back
+
+    h.connectors["b"].after_write = None
+    h.run()
+
+    emails = [r["email"] for r in h.records("b", "contacts")]
+    assert len(emails) == 30 == len(set(emails))
+    assert len(_audit(db, action="link", system="b")) == 30  # found again, not re-created
+    assert h.run_without_writes().writes == 0
+
+
+def test_a_run_killed_mid_page_resumes_from_its_cursor_without_duplicates(db: Engine):
+    h = Harness(db, page_size=10)
+    for i in range(45):
+        h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
+    pages = {"n": 0}
+
+    def stop_after_two_pages(operation: str, object_type: str, results: object) -> None:
+        pages["n"] += 1
+        if pages["n"] == 2:
+            raise Killed()
+
+    h.connectors["b"].after_write = stop_after_two_pages
+    with pytest.raises(Killed):
+        h.run()
+    h.connectors["b"].after_write = None
+    report = h.run()
+    assert report.exit_code == 0
+    emails = [r["email"] for r in h.records("b", "contacts")]
+    assert len(emails) == 45 == len(set(emails))
+
+
+def test_a_graceful_stop_finishes_the_page_and_the_next_run_completes(db: Engine):
+    h = Harness(db, page_size=10)
+    for i in range(35):
+        h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
+    calls = {"n": 0}
+
+    def stop_soon() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    report = h.run(should_stop=stop_soon)
+    assert report.status == "interrupted"
+    assert 0 < len(h.records("b", "contacts")) < 35
+    h.run()
+    assert len(h.records("b", "contacts")) == 35
+
+
+# --------------------------------------------------------------------------- systems failing
+
+
+def test_a_system_refusing_credentials_is_dropped_and_caught_up_next_run(db: Engine):
+    h = Harness(db, ("a", "b", "c"))
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.fail_calls("c", lambda op, obj: AuthError("token revoked", system="c"))
+
+    report = h.run()
+
+    assert report.exit_code == 3
+    assert [f.system for f in report.failures] == ["c"]
+    assert "token revoked" in report.failures[0].message
+    assert [r["email"] for r in h.records("b", "contacts")] == ["ann@x.com"]
+    assert h.records("c", "contacts") == []
+
+    h.connectors["c"].before_call = None
+    assert h.run().exit_code == 0
+    assert [r["email"] for r in h.records("c", "contacts")] == ["ann@x.com"]
+
+
+def test_two_runs_of_one_sync_never_overlap(db: Engine):
+    h = Harness(db)
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    inner: dict[str, Exception] = {}
+
+    def start_another(operation: str, object_type: str) -> None:
+        if operation == "read_changes" and "error" not in inner:
+            try:
+                h.engine().run()
+            except LeaseHeldError as exc:
+                inner["error"] = exc
+
+    h.connectors["a"].before_call = start_another
+    h.run()
+    assert "already running" in str(inner["error"])
+
+
+# --------------------------------------------------------------------------- cost
+
+
+def test_a_page_costs_a_handful_of_queries_not_one_per_record(db: Engine):
+    def statements_for(count: int) -> int:
+        h = Harness(db, objects=("contacts",), page_size=500, store_page_size=500)
+        h.spec = dataclasses.replace(h.spec, name=f"cost{count}")
+        for i in range(count):
+            h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}-{count}@x.com")
+        seen = {"n": 0}
+
+        def count_statement(*args: object) -> None:
+            seen["n"] += 1
+
+        event.listen(db, "before_cursor_execute", count_statement)
+        try:
+            h.run()
+        finally:
+            event.remove(db, "before_cursor_execute", count_statement)
+        return seen["n"]
+
+    few, many = statements_for(20), statements_for(400)
+    assert many <= few + 20, (few, many)
+
+
+def test_the_database_has_one_row_per_link_and_no_orphans(db: Engine):
+    h = Harness(db)
+    for i in range(5):
+        h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
+    h.run()
+    with db.connect() as conn:
+        per_system = dict(
+            conn.execute(sa.select(links.c.system, func.count()).group_by(links.c.system)).all()
+        )
+    assert per_system == {"a": 5, "b": 5}
