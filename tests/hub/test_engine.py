@@ -203,7 +203,9 @@ def test_newest_edit_wins_a_conflict_and_the_loser_is_recorded(db: Engine):
     for system in "ab":
         assert h.by(system, "contacts", "email", "ann@x.com")["jobtitle"] == "CEO"
     [row] = _conflict_rows(db)
-    assert row["status"] == "settled" and row["winner"] == "b" and row["policy"] == "newest"
+    assert row["status"] == "settled"
+    assert row["winner"] == "b"
+    assert row["policy"] == "newest"
     assert row["candidates"]["a"]["value"] == "CTO"
     [entry] = _audit(db, action="conflict")
     assert entry["system"] == "a"
@@ -248,7 +250,8 @@ def test_manual_conflicts_wait_while_other_fields_merge_then_the_resolution_is_w
 
     for system in "ab":
         assert h.by(system, "contacts", "email", "ann@x.com")["jobtitle"] == "Chief Executive"
-    assert third.open_conflicts == 0 and third.exit_code == 0
+    assert third.open_conflicts == 0
+    assert third.exit_code == 0
     assert _audit(db, action="resolve")
     assert h.run_without_writes().writes == 0
 
@@ -267,8 +270,10 @@ def test_an_invalid_email_is_dead_lettered_with_its_reason_while_the_rest_syncs(
     assert report.exit_code == 1
     assert [r["email"] for r in h.records("b", "contacts")] == ["ann@x.com"]
     [failed] = admin.list_failed(db)
-    assert failed["remote_id"] == bad.id and failed["stage"] == "map"
-    assert "bad@@x" in failed["reason"] and "email" in failed["reason"]
+    assert failed["remote_id"] == bad.id
+    assert failed["stage"] == "map"
+    assert "bad@@x" in failed["reason"]
+    assert "email" in failed["reason"]
 
 
 def test_a_fixed_record_is_retried_and_its_failure_closed(db: Engine):
@@ -303,7 +308,8 @@ def test_a_vendor_rejection_is_dead_lettered_in_the_vendors_words_and_the_batch_
     assert report.exit_code == 1
     assert [r["email"] for r in h.records("b", "contacts")] == ["ann@x.com"]
     [failed] = admin.list_failed(db)
-    assert failed["stage"] == "write" and failed["system"] == "b"
+    assert failed["stage"] == "write"
+    assert failed["system"] == "b"
     assert "Property values were not valid" in failed["reason"]
 
     h.stores["b"].create = original  # type: ignore[method-assign]
@@ -321,7 +327,8 @@ def test_duplicates_inside_one_system_are_reported_never_merged(db: Engine):
     assert len(h.records("b", "contacts")) == 1
     assert report.counts["contacts"]["a"]["duplicates"] == 1
     [failed] = admin.list_failed(db)
-    assert failed["stage"] == "duplicate" and "same email" in failed["reason"]
+    assert failed["stage"] == "duplicate"
+    assert "same email" in failed["reason"]
 
 
 # --------------------------------------------------------------------------- deletes
