@@ -312,11 +312,18 @@ class _ObjectPass:
         self.rules = tuple(self.spec.match.get(object_type, ()))
         self.high_water: dict[str, datetime | None] = {}
         self._remote_refs: dict[str, dict[str, dict[str, str]]] = {}
+        # Loaded once per pass: intents earlier runs left, and records that failed before.
+        self.stale: dict[tuple[str, str], str] = {}
+        self.stale_rows: list[int] = []
+        self.failures: dict[tuple[str, str, str], int] = {}
         self.deletes_seen: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ the pass
 
     def run(self) -> None:
+        with self.db.connect() as conn:
+            self.stale, self.stale_rows = store.load_pending(conn, self.sync, self.object_type)
+            self.failures = store.open_failures(conn, self.sync, self.object_type)
         with Spool(self.engine.spool_dir) as spool:
             for name, runtime in self.systems.items():
                 if runtime.reads and self.engine.live(name):
@@ -414,16 +421,14 @@ class _ObjectPass:
                 )
             )
         spool.add_many(rows)
-        if not self.dry_run:
+        fixed = [
+            self.failures.pop(key)
+            for key in ((name, "map", record.id) for record, _ in mapped)
+            if key in self.failures
+        ]
+        if fixed and not self.dry_run:
             with self.db.begin() as conn:
-                store.resolve_dead_letters(
-                    conn,
-                    self.sync,
-                    name,
-                    self.object_type,
-                    remote_ids=[record.id for record, _ in mapped],
-                    stages=("map",),
-                )
+                store.close_failures(conn, fixed)
 
     def _stage_deletes(self, system: str, records: Sequence[RemoteRecord], spool: Spool) -> None:
         if not records:
@@ -458,7 +463,7 @@ class _ObjectPass:
         """Stage the records the hub itself owes a write: pending intents, resolved conflicts,
         failures due for a retry."""
         with self.db.connect() as conn:
-            ids = set(store.stale_pending_ids(conn, self.sync, self.object_type))
+            ids = {cid for cid, _ in self.stale}
             ids.update(store.resolved_conflict_ids(conn, self.sync, self.object_type))
             due = store.due_dead_letters(conn, self.sync, self.object_type, self.engine.clock())
         ids.update(d.canonical_id for d in due if d.stage == "write" and d.canonical_id)
@@ -512,6 +517,10 @@ class _ObjectPass:
 
     def _identify(self, spool: Spool) -> None:
         matcher = Matcher(self.rules)
+        # A record deleted in this pass no longer holds its place: a new record with the same
+        # key (deleted and created again) is not its duplicate, and under `propagate` the
+        # whole canonical record is going away.
+        deleting = spool.deletions()
         for batch in spool.unlinked(1000):
             keys = {staged.seq: record_keys(staged.values, self.rules) for staged in batch}
             with self.db.connect() as conn:
@@ -519,11 +528,16 @@ class _ObjectPass:
                     conn, self.sync, self.object_type, all_keys(keys.values())
                 )
             for base, members in candidates:
+                gone = deleting.get(base.canonical_id, set())
+                if gone and self.spec.deletes == "propagate":
+                    continue
+                members = {system: rid for system, rid in members.items() if system not in gone}
                 matcher.add_existing(
                     base.canonical_id, record_keys(base.values, self.rules), members
                 )
             assignments: list[tuple[str, str, int]] = []
             duplicates: list[int] = []
+            no_longer_duplicates: list[int] = []
             for staged in batch:
                 assert staged.system is not None
                 assert staged.remote_id is not None
@@ -548,8 +562,14 @@ class _ObjectPass:
                 if outcome.matched:
                     self.report.count(self.object_type, staged.system, "matched")
                 assignments.append((outcome.canonical_id, outcome.rule, staged.seq))
+                fixed = self.failures.pop((staged.system, "duplicate", staged.remote_id), None)
+                if fixed is not None:
+                    no_longer_duplicates.append(fixed)
             spool.assign(assignments)
             spool.drop(duplicates)
+            if no_longer_duplicates and not self.dry_run:
+                with self.db.begin() as conn:
+                    store.close_failures(conn, no_longer_duplicates)
 
     # ------------------------------------------------------------------ 3. reconcile
 
@@ -559,7 +579,6 @@ class _ObjectPass:
         with self.db.connect() as conn:
             bases = store.base_records(conn, self.sync, self.object_type, cids)
             linked = store.links_by_canonical(conn, self.sync, self.object_type, cids)
-            pending = store.pending_for(conn, self.sync, self.object_type, cids)
             known_conflicts = store.conflicts_for(
                 conn, self.sync, self.object_type, cids, ("open", "resolved")
             )
@@ -583,24 +602,24 @@ class _ObjectPass:
         # that the next run honours; a crash before it leaves nothing but cursors to re-read.
         decided = store.PageWrites()
         self._record(plans, known_conflicts, decided, now)
+        intents: list[store.Intent] = [(w.canonical_id, w.system, w.kind) for w in writes]
+        intents += self._owed_to_failed(plans)
         with self.db.begin() as conn:
             store.commit_page(conn, self.sync, self.object_type, decided)
-            store.add_pending(
-                conn,
-                self.sync,
-                self.object_type,
-                [(w.canonical_id, w.system, w.kind) for w in writes] + self._owed_to_failed(plans),
-                self.run_id or 0,
-                now,
+            intents_row = store.add_pending(
+                conn, self.sync, self.object_type, intents, self.run_id or 0, now
             )
             if not store.renew_lease(conn, self.sync, self.engine.owner, now, LEASE_TTL):
                 raise LeaseHeldError(f"sync {self.sync!r}: lost the lease to another process")
         # Second commit: what the vendors answered.
         written = store.PageWrites()
-        writes = self._recover_interrupted_creates(writes, pending, written, now)
+        writes = self._recover_interrupted_creates(writes, written, now)
         self._execute(writes, written, now)
         with self.db.begin() as conn:
             store.commit_page(conn, self.sync, self.object_type, written)
+            if intents_row is not None:
+                owed = [i for i in intents if (i[0], i[1]) not in written.done]
+                store.settle_pending(conn, intents_row, owed)
 
     def _plan(
         self,
@@ -862,7 +881,6 @@ class _ObjectPass:
     def _recover_interrupted_creates(
         self,
         writes: list[_Write],
-        pending: Mapping[tuple[str, str], str],
         page: store.PageWrites,
         now: datetime,
     ) -> list[_Write]:
@@ -872,7 +890,7 @@ class _ObjectPass:
         for write in writes:
             if (
                 write.kind != "create"
-                or pending.get((write.canonical_id, write.system)) != "create"
+                or self.stale.get((write.canonical_id, write.system)) != "create"
             ):
                 remaining.append(write)
                 continue
@@ -901,7 +919,7 @@ class _ObjectPass:
             page.audit.append(
                 self._audit(write.system, record.id, write.canonical_id, "link", None, rule, now)
             )
-            page.done_pending.append((write.canonical_id, write.system))
+            page.done.add((write.canonical_id, write.system))
             fields = sorted(
                 name
                 for name in self.writable[write.system]
@@ -1024,7 +1042,7 @@ class _ObjectPass:
         self, write: _Write, result: WriteResult, page: store.PageWrites, now: datetime
     ) -> None:
         system, cid = write.system, write.canonical_id
-        page.done_pending.append((cid, system))
+        page.done.add((cid, system))
         if not result.ok:
             assert result.error is not None
             self.report.count(self.object_type, system, "failed")
@@ -1056,7 +1074,9 @@ class _ObjectPass:
         else:
             page.changed_links.append(_link_update(row))
             self.report.count(self.object_type, system, "updated")
-        page.written[system].append(cid)
+        fixed = self.failures.pop((system, "write", cid), None)
+        if fixed is not None:
+            page.resolved_failures.append(fixed)
         page.audit.append(
             self._audit(system, remote_id, cid, write.kind, write.changes, write.reason, now)
         )
@@ -1252,6 +1272,8 @@ class _ObjectPass:
             return
         now = self.engine.clock()
         with self.db.begin() as conn:
+            # Every record an earlier run left an intent for was revisited in this pass.
+            store.drop_pending(conn, self.stale_rows)
             for system, position in self.high_water.items():
                 if position is not None and self.engine.live(system):
                     store.set_cursor(conn, self.sync, system, self.object_type, position, now)

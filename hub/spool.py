@@ -178,6 +178,15 @@ class Spool:
                 page[row[6]].append(_staged(row))
             yield list(page.items())
 
+    def deletions(self) -> dict[str, set[str]]:
+        """Canonical id → the systems whose linked record this pass saw deleted."""
+        found: dict[str, set[str]] = {}
+        for system, canonical_id in self._db.execute(
+            "SELECT system, canonical_id FROM staged WHERE deleted = 1"
+        ):
+            found.setdefault(canonical_id, set()).add(system)
+        return found
+
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM staged").fetchone()[0])
 

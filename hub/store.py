@@ -231,84 +231,67 @@ def finish_run(
 
 # --------------------------------------------------------------------------- pending writes
 
-
-def pending_for(
-    conn: Connection, sync: str, object_type: str, canonical_ids: Iterable[str]
-) -> dict[tuple[str, str], str]:
-    """Write intents left by earlier runs: (canonical id, system) → kind."""
-    found: dict[tuple[str, str], str] = {}
-    for chunk in _chunks(sorted(set(canonical_ids))):
-        rows = conn.execute(
-            select(
-                pending_writes.c.canonical_id, pending_writes.c.system, pending_writes.c.kind
-            ).where(
-                pending_writes.c.sync == sync,
-                pending_writes.c.object_type == object_type,
-                pending_writes.c.canonical_id.in_(chunk),
-            )
-        )
-        for cid, system, kind in rows:
-            found[(cid, system)] = kind
-    return found
+Intent = tuple[str, str, str]  # (canonical id, system, kind)
 
 
-def stale_pending_ids(conn: Connection, sync: str, object_type: str) -> list[str]:
-    return list(
-        conn.execute(
-            select(pending_writes.c.canonical_id)
-            .where(pending_writes.c.sync == sync, pending_writes.c.object_type == object_type)
-            .distinct()
-        ).scalars()
+def load_pending(
+    conn: Connection, sync: str, object_type: str
+) -> tuple[dict[tuple[str, str], str], list[int]]:
+    """Intents earlier runs left behind: (canonical id, system) → kind, and their row ids."""
+    intents: dict[tuple[str, str], str] = {}
+    ids: list[int] = []
+    rows = conn.execute(
+        select(pending_writes.c.id, pending_writes.c.intents)
+        .where(pending_writes.c.sync == sync, pending_writes.c.object_type == object_type)
+        .order_by(pending_writes.c.id)
     )
+    for row_id, entries in rows:
+        ids.append(row_id)
+        for cid, system, kind in entries:
+            intents[(cid, system)] = kind
+    return intents, ids
 
 
 def add_pending(
     conn: Connection,
     sync: str,
     object_type: str,
-    intents: Sequence[tuple[str, str, str]],
+    intents: Sequence[Intent],
     run_id: int,
     now: datetime,
-) -> None:
-    """Record ``(canonical id, system, kind)`` intents, replacing older ones for the same pair."""
+) -> int | None:
+    """Record one page's intents in one row; its id, or None when there are none."""
     if not intents:
-        return
-    clear_pending(conn, sync, object_type, [(cid, system) for cid, system, _ in intents])
-    conn.execute(
-        insert(pending_writes),
-        [
-            {
-                "sync": sync,
-                "object_type": object_type,
-                "canonical_id": cid,
-                "system": system,
-                "kind": kind,
-                "run_id": run_id,
-                "created_at": now,
-            }
-            for cid, system, kind in intents
-        ],
+        return None
+    result = conn.execute(
+        insert(pending_writes).values(
+            sync=sync,
+            object_type=object_type,
+            intents=[list(intent) for intent in intents],
+            run_id=run_id,
+            created_at=now,
+        )
     )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
-def clear_pending(
-    conn: Connection, sync: str, object_type: str, pairs: Sequence[tuple[str, str]]
-) -> None:
-    if not pairs:
-        return
-    by_system: dict[str, list[str]] = defaultdict(list)
-    for cid, system in pairs:
-        by_system[system].append(cid)
-    for system, cids in by_system.items():
-        for chunk in _chunks(cids):
-            conn.execute(
-                delete(pending_writes).where(
-                    pending_writes.c.sync == sync,
-                    pending_writes.c.object_type == object_type,
-                    pending_writes.c.system == system,
-                    pending_writes.c.canonical_id.in_(chunk),
-                )
-            )
+def settle_pending(conn: Connection, row_id: int, still_owed: Sequence[Intent]) -> None:
+    """After a page's writes: drop its intents row, or keep only what is still owed."""
+    if still_owed:
+        conn.execute(
+            update(pending_writes)
+            .where(pending_writes.c.id == row_id)
+            .values(intents=[list(intent) for intent in still_owed])
+        )
+    else:
+        conn.execute(delete(pending_writes).where(pending_writes.c.id == row_id))
+
+
+def drop_pending(conn: Connection, row_ids: Sequence[int]) -> None:
+    for chunk in _chunks(list(row_ids)):
+        conn.execute(delete(pending_writes).where(pending_writes.c.id.in_(chunk)))
 
 
 # --------------------------------------------------------------------------- conflicts
@@ -470,34 +453,34 @@ def record_dead_letter(
     )
 
 
-def resolve_dead_letters(
-    conn: Connection,
-    sync: str,
-    system: str,
-    object_type: str,
-    *,
-    remote_ids: Sequence[str] = (),
-    canonical_ids: Sequence[str] = (),
-    stages: Sequence[str],
-) -> None:
-    """Close the failures these records had, now that they went through."""
-    for column, values in (
-        (dead_letters.c.remote_id, remote_ids),
-        (dead_letters.c.canonical_id, canonical_ids),
-    ):
-        for chunk in _chunks(list(values)):
-            conn.execute(
-                update(dead_letters)
-                .where(
-                    dead_letters.c.sync == sync,
-                    dead_letters.c.system == system,
-                    dead_letters.c.object_type == object_type,
-                    dead_letters.c.stage.in_(stages),
-                    dead_letters.c.status.in_(("open", "parked")),
-                    column.in_(chunk),
-                )
-                .values(status="resolved")
-            )
+def close_failures(conn: Connection, ids: Sequence[int]) -> None:
+    """Mark dead letters resolved: their records went through."""
+    for chunk in _chunks(list(ids)):
+        conn.execute(
+            update(dead_letters).where(dead_letters.c.id.in_(chunk)).values(status="resolved")
+        )
+
+
+def open_failures(conn: Connection, sync: str, object_type: str) -> dict[tuple[str, str, str], int]:
+    """Open or parked dead letters by (system, stage, remote id or canonical id) → id, so a
+    record that goes through can close its failure without a query per record."""
+    rows = conn.execute(
+        select(
+            dead_letters.c.id,
+            dead_letters.c.system,
+            dead_letters.c.stage,
+            dead_letters.c.remote_id,
+            dead_letters.c.canonical_id,
+        ).where(
+            dead_letters.c.sync == sync,
+            dead_letters.c.object_type == object_type,
+            dead_letters.c.status.in_(("open", "parked")),
+        )
+    )
+    found: dict[tuple[str, str, str], int] = {}
+    for row_id, system, stage, remote_id, canonical_id in rows:
+        found[(system, stage, remote_id if stage != "write" else canonical_id)] = row_id
+    return found
 
 
 # --------------------------------------------------------------------------- page commit
@@ -518,8 +501,10 @@ class PageWrites:
     new_conflicts: list[dict[str, Any]] = field(default_factory=list)
     applied_conflicts: list[int] = field(default_factory=list)
     superseded_conflicts: list[int] = field(default_factory=list)
-    done_pending: list[tuple[str, str]] = field(default_factory=list)
-    written: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    resolved_failures: list[int] = field(default_factory=list)  # dead letters that went through
+    # Bookkeeping only (not written): (canonical id, system) pairs whose write reached an
+    # outcome, so the page's intents row keeps just what is still owed.
+    done: set[tuple[str, str]] = field(default_factory=set)
 
 
 def commit_page(conn: Connection, sync: str, object_type: str, page: PageWrites) -> None:
@@ -590,9 +575,7 @@ def commit_page(conn: Connection, sync: str, object_type: str, page: PageWrites)
             .where(conflicts.c.id.in_(page.applied_conflicts))
             .values(status="applied")
         )
-    clear_pending(conn, sync, object_type, page.done_pending)
-    for system, cids in page.written.items():
-        resolve_dead_letters(conn, sync, system, object_type, canonical_ids=cids, stages=("write",))
+    close_failures(conn, page.resolved_failures)
 
 
 def open_counts(conn: Connection, sync: str) -> tuple[int, int]:

@@ -113,16 +113,18 @@ links = Table(
 pending_writes = Table(
     "pending_writes",
     metadata,
-    # Write-ahead intents: committed before a vendor write, removed with the commit after it.
-    # One left behind means a run stopped in between; the next run revisits the record, and for a
-    # create looks the record up on the vendor before creating it again.
-    Column("sync", NAME, primary_key=True),
-    Column("object_type", OBJECT, primary_key=True),
-    Column("canonical_id", ID, primary_key=True),
-    Column("system", NAME, primary_key=True),
-    Column("kind", String(16), nullable=False),
+    # Write-ahead intents, one row per page: committed before the page's vendor writes, removed
+    # (or narrowed to what is still owed) with the commit after them. A row left behind means a
+    # run stopped in between; the next run revisits those records, and for a create looks the
+    # record up on the vendor before creating it again.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sync", NAME, nullable=False),
+    Column("object_type", OBJECT, nullable=False),
+    # [[canonical id, system, kind], ...] with kind create | update | delete | revisit
+    Column("intents", JSON, nullable=False),
     Column("run_id", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "sync", "object_type"),
 )
 
 cursors = Table(

@@ -1,7 +1,7 @@
 """Errors raised by the mappings package, each with a one-line message a person can act on.
 
-Public entry points: :class:`NormalizeError`, :class:`MappingError`, :class:`FieldMapError`
-and :func:`show_value`.
+Public entry points: :class:`NormalizeError`, :class:`MappingError`, :class:`FieldMapError`,
+and the message helpers :func:`show_value`, :func:`one_line` and :func:`one_reason`.
 
 A record that fails mapping goes to the dead-letter table with ``str(error)`` as its reason, so
 every message here names the object type, the canonical field, the vendor field and the value,
@@ -28,6 +28,11 @@ def show_value(value: object) -> str:
 def one_line(text: str) -> str:
     """Collapse a library's message to one line, so it reads well in a log or a table cell."""
     return " ".join(text.split())
+
+
+def one_reason(exc: BaseException) -> str:
+    """An exception's message on one line, without the library's trailing period."""
+    return one_line(str(exc)).rstrip(".") or type(exc).__name__
 
 
 class NormalizeError(ValueError):

@@ -50,8 +50,8 @@ from typing import Any, Final, TypeVar
 
 import yaml
 
-from mappings.errors import FieldMapError, MappingError, NormalizeError
-from mappings.normalize import normalize_text, one_reason
+from mappings.errors import FieldMapError, MappingError, NormalizeError, one_reason
+from mappings.normalize import normalize_text
 from mappings.schema import (
     MULTI_REFERENCE_FIELDS,
     OBJECT_TYPES,
@@ -139,11 +139,11 @@ class FieldSpec:
             "add it under values, or set unknown: keep",
         )
 
-    def write(self, value: object) -> Any:
+    def write(self, value: Any) -> Any:
         """The vendor value of a canonical value."""
         if self.prefer is not None:
             try:
-                vendor_value: object = self.prefer[value]  # type: ignore[index]
+                vendor_value: object = self.prefer[value]
             except (KeyError, TypeError):
                 if self.unknown != "keep":
                     raise NormalizeError(

@@ -3,8 +3,8 @@
 Public entry points: :func:`normalize_text`, :func:`normalize_multiline`, :func:`normalize_email`,
 :func:`normalize_phone`, :func:`normalize_domain`, :func:`normalize_website`,
 :func:`normalize_country`, :func:`normalize_currency`, :func:`normalize_decimal`,
-:func:`to_decimal`, :func:`decimal_str`, :func:`normalize_date`, :func:`to_date`,
-:func:`company_name_key` and :func:`match_key`.
+:func:`normalize_int`, :func:`to_decimal`, :func:`decimal_str`, :func:`normalize_date`,
+:func:`to_date`, :func:`company_name_key` and :func:`match_key`.
 
 Every normalizer is a pure function: ``None`` and blank strings give ``None`` (blank means
 absent everywhere in crmhub), a canonical value comes back unchanged (normalizing twice is the
@@ -34,7 +34,7 @@ import idna
 import phonenumbers
 import pycountry
 
-from mappings.errors import NormalizeError
+from mappings.errors import NormalizeError, one_reason
 
 __all__ = [
     "company_name_key",
@@ -172,8 +172,32 @@ def normalize_phone(v: object, default_region: str | None = "US") -> str | None:
     return _phone(s, default_region.upper() if default_region else None)
 
 
+# North American numbers fill many CRMs, and for them phonenumbers' answer follows from the
+# digits alone: "+1", then ten digits whose area code and exchange start with 2-9 (a national
+# "1" in front is dropped). Reading it here skips a 10-25 µs parse; test_normalize checks the
+# shortcut against phonenumbers itself.
+_NANP = re.compile(r"(\+?1)?([2-9][0-9][0-9][2-9][0-9]{6})")
+_NANP_TEXT = re.compile(r"\+?[0-9 ().\-]+")
+_NANP_SEPARATORS = re.compile(r"[ ().\-]+")
+_NANP_REGIONS = frozenset({"US", "CA"})
+
+
+def _nanp(s: str, region: str | None) -> str | None:
+    if _NANP_TEXT.fullmatch(s) is None:
+        return None
+    match = _NANP.fullmatch(_NANP_SEPARATORS.sub("", s))
+    if match is None:
+        return None
+    if match.group(1) != "+1" and region not in _NANP_REGIONS:
+        return None  # without "+1" the digits are national: whose depends on the region
+    return "+1" + match.group(2)
+
+
 @lru_cache(maxsize=_CACHE_SIZE)
 def _phone(s: str, region: str | None) -> str:
+    fast = _nanp(s, region)
+    if fast is not None:
+        return fast
     text, number = _phone_once(s, region)
     # phonenumbers strips a trunk prefix even after "+<country code>", so when its output still
     # starts with one (from input like "+43 0 0197..."), reading that output again gives a
@@ -269,11 +293,6 @@ def _domain(s: str) -> tuple[str | None, str]:
     if not host.rsplit(".", 1)[1][-1].isalpha():
         return None, "is not a domain name (its last label must end with a letter)"
     return host, ""
-
-
-def one_reason(exc: BaseException) -> str:
-    """An exception's message on one line, without the library's trailing period."""
-    return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
 
 
 def normalize_website(v: object) -> str | None:
@@ -525,8 +544,19 @@ def to_decimal(v: object) -> Decimal | None:
         raise NormalizeError(v, f"is a {type(v).__name__}, not a number")
     if not d.is_finite():
         raise NormalizeError(v, "is not a finite number")
-    if d and (d.adjusted() > _MAX_ADJUSTED or int(d.as_tuple().exponent) < _MIN_EXPONENT):
+    if not d:
+        return d
+    if d.adjusted() > _MAX_ADJUSTED:
         raise NormalizeError(v, "is out of range (at most 30 digits each side of the point)")
+    if int(d.as_tuple().exponent) < _MIN_EXPONENT:
+        # Trailing zeros ("1.000...0") do not make a number finer; only real digits count.
+        sign, digits, exponent = d.as_tuple()
+        n, exp = len(digits), int(exponent)
+        while exp < _MIN_EXPONENT and n > 1 and digits[n - 1] == 0:
+            n, exp = n - 1, exp + 1
+        if exp < _MIN_EXPONENT:
+            raise NormalizeError(v, "is out of range (at most 30 digits each side of the point)")
+        d = Decimal((sign, digits[:n], exp))
     return d
 
 

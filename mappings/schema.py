@@ -2,9 +2,9 @@
 
 Public entry points: :data:`OBJECT_TYPES`, :data:`DEAL_STAGES`, :data:`MODELS`,
 :data:`REFERENCE_FIELDS`, :data:`MULTI_REFERENCE_FIELDS`, the models :class:`Address`,
-:class:`Company`, :class:`Contact`, :class:`Deal`, and the functions :func:`canonical_fields`,
-:func:`is_canonical_field`, :func:`validate_flat`, :func:`unflatten`, :func:`flatten` and
-:func:`content_hash`.
+:class:`Company`, :class:`Contact`, :class:`Deal` (all :class:`CanonicalModel`), and the
+functions :func:`canonical_fields`, :func:`is_canonical_field`, :func:`validate_flat`,
+:func:`unflatten`, :func:`flatten` and :func:`content_hash`.
 
 The pydantic models validate *and* normalize: every field type is an ``Annotated`` type whose
 ``BeforeValidator`` calls a normalizer from :mod:`mappings.normalize`, so a model built from
@@ -63,6 +63,7 @@ __all__ = [
     "OBJECT_TYPES",
     "REFERENCE_FIELDS",
     "Address",
+    "CanonicalModel",
     "Company",
     "Contact",
     "CustomValue",
@@ -212,7 +213,9 @@ def _contact_is_identifiable(values: Mapping[str, Any]) -> str | None:
     return None
 
 
-class _Canonical(BaseModel):
+class CanonicalModel(BaseModel):
+    """Base of the canonical models: frozen, no unknown fields, cross-field ``record_rules``."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     record_rules: ClassVar[tuple[RecordRule, ...]] = ()
@@ -227,7 +230,7 @@ class _Canonical(BaseModel):
         return self
 
 
-class Address(_Canonical):
+class Address(CanonicalModel):
     """A postal address; ``country`` is an ISO 3166-1 alpha-2 code."""
 
     street: MultilineText = None
@@ -237,7 +240,7 @@ class Address(_Canonical):
     country: Country = None
 
 
-class Company(_Canonical):
+class Company(CanonicalModel):
     """A company (account, organization). Matched across systems by domain, then name."""
 
     name: RequiredText
@@ -252,7 +255,7 @@ class Company(_Canonical):
     custom: Custom = Field(default_factory=dict)
 
 
-class Contact(_Canonical):
+class Contact(CanonicalModel):
     """A person. ``company`` is a reference (an opaque id); matched across systems by email.
 
     At least one of first_name, last_name and email must be present.
@@ -271,7 +274,7 @@ class Contact(_Canonical):
     custom: Custom = Field(default_factory=dict)
 
 
-class Deal(_Canonical):
+class Deal(CanonicalModel):
     """An opportunity. ``company`` and ``contacts`` are references; ``contacts`` is sorted."""
 
     name: RequiredText
@@ -285,7 +288,7 @@ class Deal(_Canonical):
     custom: Custom = Field(default_factory=dict)
 
 
-MODELS: Final[Mapping[str, type[_Canonical]]] = {
+MODELS: Final[Mapping[str, type[CanonicalModel]]] = {
     "companies": Company,
     "contacts": Contact,
     "deals": Deal,
@@ -297,6 +300,8 @@ MODELS: Final[Mapping[str, type[_Canonical]]] = {
 
 
 def _flat_plan(model: type[BaseModel]) -> dict[str, _Flat]:
+    # A nested model (Address) contributes its fields under its name; it has no record rules,
+    # which the flat path would not run.
     plan: dict[str, _Flat] = {}
     for name, info in model.model_fields.items():
         if name == "custom":
@@ -331,11 +336,15 @@ _NESTED: Final = {
 }
 
 
+def _unknown_type(object_type: str) -> MappingError:
+    return MappingError(
+        object_type, None, None, f"is not an object type (expected one of {OBJECT_TYPES})"
+    )
+
+
 def _check_type(object_type: str) -> None:
     if object_type not in MODELS:
-        raise MappingError(
-            object_type, None, None, f"is not an object type (expected one of {OBJECT_TYPES})"
-        )
+        raise _unknown_type(object_type)
 
 
 def canonical_fields(object_type: str) -> frozenset[str]:
@@ -371,8 +380,7 @@ def validate_flat(
     """
     plan = _PLANS.get(object_type)
     if plan is None:
-        _check_type(object_type)
-        raise AssertionError  # pragma: no cover - _check_type raised
+        raise _unknown_type(object_type)
     out: dict[str, Any] = {}
     problems: list[tuple[str | None, object, str]] = []
     result: Any

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 03:13:22.114054
+Create Date: 2026-11-27 03:25:15.097245
 """
 
 from __future__ import annotations
@@ -186,17 +186,19 @@ def upgrade() -> None:
 
     op.create_table(
         "pending_writes",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("sync", sa.String(length=64), nullable=False),
         sa.Column("object_type", sa.String(length=16), nullable=False),
-        sa.Column("canonical_id", sa.String(length=64), nullable=False),
-        sa.Column("system", sa.String(length=64), nullable=False),
-        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("intents", sa.JSON(), nullable=False),
         sa.Column("run_id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "sync", "object_type", "canonical_id", "system", name=op.f("pk_pending_writes")
-        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_pending_writes")),
     )
+    with op.batch_alter_table("pending_writes", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_pending_writes_sync_object_type"), ["sync", "object_type"], unique=False
+        )
+
     op.create_table(
         "runs",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -221,6 +223,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_runs_sync_started_at"))
 
     op.drop_table("runs")
+    with op.batch_alter_table("pending_writes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_pending_writes_sync_object_type"))
+
     op.drop_table("pending_writes")
     with op.batch_alter_table("match_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_match_keys_canonical_id"))

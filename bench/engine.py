@@ -1,0 +1,192 @@
+"""Benchmark: the sync engine between two in-memory CRMs.
+
+    .venv/bin/python bench/engine.py --records 100000
+    .venv/bin/python bench/engine.py --records 10000 --records 100000   # flat memory?
+
+Seeds two memory systems with N contacts in all (N/2 per side, 20% of each side also in the
+other with its email in upper case and its phone formatted differently), runs the initial
+two-way sync, checks that both sides converged without duplicates, then edits 100 records
+(50 per side) and times the incremental sync. Reports records/s of the initial sync (records
+read from both sides per second, end to end), the incremental time, and memory: the process's
+peak RSS, and how much of it the engine added on top of the seeded in-memory CRMs (which are
+the "vendors" here and grow with N by nature).
+
+Targets (issue 2): initial ≥ 10,000 records/s, incremental < 1 s, peak RSS < 400 MB and flat
+as N grows. Each N runs in its own process so the figures do not leak into one another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psutil  # noqa: E402
+
+from connectors.memory.connector import MemoryConnector, MemorySettings  # noqa: E402
+from connectors.memory.store import MemoryStore, shifted_clock  # noqa: E402
+from hub.db import open_database  # noqa: E402
+from hub.engine import SyncEngine, SyncSpec, SystemRuntime  # noqa: E402
+from hub.merge import Policy  # noqa: E402
+from mappings.fieldmap import load_default_map  # noqa: E402
+
+FIRST = ["Ann", "Bob", "Carla", "Dmitri", "Eve", "Farah", "Gus", "Hana", "Ivan", "Jun"]
+LAST = ["Lee", "Smith", "Garcia", "Okafor", "Novak", "Tanaka", "Silva", "Müller", "Khan"]
+TITLES = ["CEO", "CTO", "Engineer", "Buyer", "Analyst", None]
+
+
+class PeakRss:
+    """Samples this process's RSS every 20 ms while a block runs."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self.process.memory_info().rss
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+
+def seed(a: MemoryStore, b: MemoryStore, total: int) -> None:
+    per_side = total // 2
+    shared = per_side // 5
+    for side, store in (("a", a), ("b", b)):
+        for i in range(per_side):
+            shared_person = i < shared
+            key = f"shared{i}" if shared_person else f"{side}{i}"
+            email = f"{key}@example.com"
+            phone_digits = f"{(i * 7919) % 10_000_000:07d}"
+            if side == "b" and shared_person:
+                email = email.upper()
+                phone = f"+1 415 {phone_digits[:3]} {phone_digits[3:]}"
+            else:
+                phone = f"(415) {phone_digits[:3]}-{phone_digits[3:]}"
+            fields = {
+                "firstname": FIRST[i % len(FIRST)],
+                "lastname": LAST[i % len(LAST)],
+                "email": email,
+                "phone": phone,
+                "city": "San Francisco",
+                "country": "US",
+            }
+            title = TITLES[i % len(TITLES)]
+            if title:
+                fields["jobtitle"] = title
+            store.create("contacts", fields)
+
+
+def engine_for(db_url: str, a: MemoryStore, b: MemoryStore, clock: object) -> SyncEngine:
+    fieldmap = load_default_map("memory")
+    settings = MemorySettings(page_size=100, max_batch=100)
+    spec = SyncSpec(
+        name="bench",
+        objects=("contacts",),
+        match={"contacts": (("email",),)},
+        policy=Policy("newest", ("a", "b")),
+    )
+    runtimes = [
+        SystemRuntime("a", "both", MemoryConnector("a", settings, store=a), fieldmap),
+        SystemRuntime("b", "both", MemoryConnector("b", settings, store=b), fieldmap),
+    ]
+    return SyncEngine(open_database(db_url), spec, runtimes, clock=clock)  # type: ignore[arg-type]
+
+
+def measure(total: int, db_url: str | None) -> dict[str, object]:
+    folder = tempfile.mkdtemp(prefix="crmhub-bench-")
+    db_url = db_url or f"sqlite:///{folder}/state.db"
+    clock = shifted_clock(datetime(2026, 1, 1, tzinfo=UTC), timedelta(milliseconds=1))
+    a, b = MemoryStore(clock=clock), MemoryStore(clock=clock)
+    seed(a, b, total)
+    rss_seeded = psutil.Process().memory_info().rss
+
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        report = engine_for(db_url, a, b, clock).run()
+        initial_seconds = time.perf_counter() - started
+    assert report.exit_code == 0, report.as_dict()
+    expected = total - total // 10  # the shared fifth of each side is one person, not two
+    for store in (a, b):
+        emails = [str(r.fields["email"]).lower() for r in store.all("contacts")]
+        assert len(emails) == expected == len(set(emails)), (len(emails), expected)
+    records_read = sum(c["read"] for c in report.counts["contacts"].values())
+
+    for side, store in (("a", a), ("b", b)):
+        for record in store.all("contacts")[:50]:
+            store.update("contacts", record.id, {"jobtitle": f"Edited on {side}"})
+    calls_before = {name: dict(s.calls) for name, s in (("a", a), ("b", b))}
+    started = time.perf_counter()
+    incremental = engine_for(db_url, a, b, clock).run()
+    incremental_seconds = time.perf_counter() - started
+    assert incremental.exit_code == 0
+    calls = {
+        name: {k: v - calls_before[name].get(k, 0) for k, v in s.calls.items()}
+        for name, s in (("a", a), ("b", b))
+    }
+    return {
+        "records": total,
+        "database": db_url.split(":")[0],
+        "initial_seconds": round(initial_seconds, 2),
+        "initial_records_per_second": round(records_read / initial_seconds),
+        "initial_writes": report.writes,
+        "incremental_seconds": round(incremental_seconds, 3),
+        "incremental_writes": incremental.writes,
+        "incremental_calls": calls,
+        "rss_seeded_mb": round(rss_seeded / 2**20),
+        "rss_peak_mb": round(rss.peak / 2**20),
+        "rss_engine_mb": round((rss.peak - rss_seeded) / 2**20),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, action="append", help="N in all (repeatable)")
+    parser.add_argument("--db", help="state database URL (default: a fresh SQLite file)")
+    parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sizes = args.records or [10_000, 100_000]
+    if args.child:
+        print(json.dumps(measure(sizes[0], args.db)))
+        return
+    results = []
+    for size in sizes:
+        command = [sys.executable, __file__, "--child", "--records", str(size)]
+        if args.db:
+            command += ["--db", args.db]
+        output = subprocess.run(command, check=True, capture_output=True, text=True,
+                                env={**os.environ, "PYTHONHASHSEED": "0"}).stdout
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{'N':>8} {'initial s':>10} {'rec/s':>8} {'incr s':>7} {'incr writes':>11} "
+          f"{'RSS peak MB':>11} {'engine MB':>9}")
+    for r in results:
+        print(f"{r['records']:>8,} {r['initial_seconds']:>10} {r['initial_records_per_second']:>8,}"
+              f" {r['incremental_seconds']:>7} {r['incremental_writes']:>11} "
+              f"{r['rss_peak_mb']:>11} {r['rss_engine_mb']:>9}")
+
+
+if __name__ == "__main__":
+    main()
