@@ -46,7 +46,7 @@ app.add_typer(conflicts_app, name="conflicts")
 app.add_typer(failed_app, name="failed")
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,

@@ -229,8 +229,10 @@ def run_demo(directory: Path, console: Console) -> list[RunReport]:
     _summary(console, reports[-1])
 
     # Edit both sides between runs, as people do: one change each, and one field both edited.
-    sales = MemoryStore(path=directory / "sales.json")
-    support = MemoryStore(path=directory / "support.json", unique_emails=False)
+    # One clock for both, a second apart, so "a moment later" is true whatever the machine.
+    edits = shifted_clock(datetime.now(UTC).replace(microsecond=0), timedelta(seconds=1))
+    sales = MemoryStore(path=directory / "sales.json", clock=edits)
+    support = MemoryStore(path=directory / "support.json", unique_emails=False, clock=edits)
     peter_sales = sales.find("contacts", "email", ["peter.gibbons@initech.com"])[0]
     sales.update(
         "contacts", peter_sales.id, {"jobtitle": "Software Engineer", "mobilephone": "512 555 0199"}

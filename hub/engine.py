@@ -1193,6 +1193,7 @@ class _ObjectPass:
         now: datetime,
     ) -> None:
         cid = plan.canonical_id
+        held = plan.base.values if plan.base is not None else {}
         for (known_cid, name), row in known.items():
             if known_cid == cid and row.status == "resolved":
                 page.applied_conflicts.append(row.id)
@@ -1202,7 +1203,7 @@ class _ObjectPass:
                         None,
                         cid,
                         "resolve",
-                        {name: [None, row.resolution]},
+                        {name: [held.get(name, row.base), row.resolution]},
                         f"conflict {row.id} resolved by a person",
                         now,
                     )

@@ -123,7 +123,7 @@ def merge_record(
     """
     has_base = base is not None
     base_values: Mapping[str, Any] = base or {}
-    names: set[str] = set(base_values)
+    names: set[str] = set(base_values) | set(resolutions or ())
     for version in versions:
         names.update(coverage.get(version.system, ()))
     result = MergeResult(values={})

@@ -304,6 +304,7 @@ class ConflictRow:
     field: str
     status: str
     resolution: Any
+    base: Any
 
 
 def conflicts_for(
@@ -323,6 +324,7 @@ def conflicts_for(
                 conflicts.c.field,
                 conflicts.c.status,
                 conflicts.c.resolution,
+                conflicts.c.base,
             ).where(
                 conflicts.c.sync == sync,
                 conflicts.c.object_type == object_type,
@@ -403,19 +405,35 @@ def record_dead_letter(
     run_id: int | None,
     now: datetime,
 ) -> None:
-    """Add a failed record, or count one more attempt of one already there."""
+    """Add a failed record, or count one more attempt of one already there.
+
+    A record a person discarded stays discarded while it fails the same way with the same
+    content; once it changes and still fails, it is a new failure.
+    """
     identity = and_(
         dead_letters.c.sync == sync,
         dead_letters.c.system == system,
         dead_letters.c.object_type == object_type,
         dead_letters.c.stage == stage,
-        dead_letters.c.status.in_(("open", "parked")),
         dead_letters.c.remote_id == remote_id
         if remote_id is not None
         else dead_letters.c.canonical_id == canonical_id,
     )
+    discarded = conn.execute(
+        select(dead_letters.c.id, dead_letters.c.payload, dead_letters.c.reason)
+        .where(identity, dead_letters.c.status == "discarded")
+        .order_by(dead_letters.c.id.desc())
+        .limit(1)
+    ).first()
+    if discarded is not None and discarded.payload == payload and discarded.reason == reason:
+        conn.execute(
+            update(dead_letters).where(dead_letters.c.id == discarded.id).values(last_seen=now)
+        )
+        return
     existing = conn.execute(
-        select(dead_letters.c.id, dead_letters.c.attempts).where(identity)
+        select(dead_letters.c.id, dead_letters.c.attempts).where(
+            identity, dead_letters.c.status.in_(("open", "parked"))
+        )
     ).first()
     if existing is None:
         conn.execute(

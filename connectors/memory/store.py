@@ -156,6 +156,7 @@ class MemoryStore:
             for name, props in DEFAULT_PROPERTIES.items()
         }
         self.calls: dict[str, int] = {}
+        self._dirty = False
         if path is not None and path.exists():
             self._load(path)
 
@@ -217,6 +218,7 @@ class MemoryStore:
             record = StoredRecord(str(table.next_id), self._stamp(), values)
             table.next_id += 1
             table.put(record)
+            self._dirty = True
             return record
 
     def update(self, object_type: str, record_id: str, fields: Mapping[str, Any]) -> StoredRecord:
@@ -237,6 +239,7 @@ class MemoryStore:
                 )
             record = StoredRecord(record_id, self._stamp(), merged)
             table.put(record)
+            self._dirty = True
             return record
 
     def delete(self, object_type: str, record_id: str) -> datetime:
@@ -248,6 +251,7 @@ class MemoryStore:
                 )
             deleted_at = self._stamp()
             table.remove(record_id, deleted_at)
+            self._dirty = True
             return deleted_at
 
     def count_call(self, name: str) -> None:
@@ -256,8 +260,10 @@ class MemoryStore:
     # ----------------------------------------------------------------- persistence
 
     def save(self) -> None:
-        """Write the account to ``path`` atomically (a crash leaves the old file or the new)."""
-        if self.path is None:
+        """Write the account to ``path`` atomically (a crash leaves the old file or the new).
+
+        Only after a change: a dry run or a check never creates or rewrites the file."""
+        if self.path is None or not self._dirty:
             return
         with self._lock:
             data = {
@@ -279,19 +285,23 @@ class MemoryStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
+            self._dirty = False
 
     def _load(self, path: Path) -> None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: not a memory-connector store file: {exc}") from exc
-        for name, table_data in data.items():
-            table = self._table(name)
-            table.next_id = int(table_data["next_id"])
-            for record_id, modified, fields in table_data["records"]:
-                table.put(StoredRecord(record_id, datetime.fromisoformat(modified), fields))
-            for deleted_at, record_id in table_data["tombstones"]:
-                table.tombstones.add((datetime.fromisoformat(deleted_at), _sort_id(record_id)))
+            for name, table_data in data.items():
+                if name not in self._tables:
+                    raise ValueError(f"unknown object type {name!r}")
+                table = self._tables[name]
+                table.next_id = int(table_data["next_id"])
+                for record_id, modified, fields in table_data["records"]:
+                    table.put(StoredRecord(record_id, datetime.fromisoformat(modified), fields))
+                for deleted_at, record_id in table_data["tombstones"]:
+                    table.tombstones.add((datetime.fromisoformat(deleted_at), _sort_id(record_id)))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"{path}: not a memory-connector store file ({detail})") from exc
 
     # ----------------------------------------------------------------- internals
 

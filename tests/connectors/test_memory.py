@@ -330,11 +330,6 @@ def test_a_truncated_store_file_is_a_config_error_naming_the_file(tmp_path: Path
     assert caught.value.exit_code == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MemoryStore._load wraps only json.loads: a well-formed JSON file that is not a "
-    "store escapes as AttributeError/KeyError/RecordRejected, without the file's name",
-)
 @pytest.mark.parametrize(
     "content",
     ["[]", '{"contacts": {"next_id": 1}}', '{"name": "my-package"}'],
