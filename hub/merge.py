@@ -121,6 +121,13 @@ def merge_record(
     brings a value that differs from the base, the base competes for the linked systems.
     ``resolutions`` are values a person chose for conflicts; they win.
     """
+    if not resolutions and len(versions) == 1:
+        only = versions[0]
+        if base is None:
+            # A record new to the hub, seen in one system: nothing to merge with.
+            return MergeResult(values={k: v for k, v in only.values.items() if not _blank(v)})
+        if not only.fresh:
+            return _one_changed_side(base, only, coverage.get(only.system, frozenset()))
     has_base = base is not None
     base_values: Mapping[str, Any] = base or {}
     names: set[str] = set(base_values) | set(resolutions or ())
@@ -137,6 +144,23 @@ def merge_record(
                 object_type, name, base_value, has_base, versions, coverage, linked, policy, result
             )
         if not _blank(value):
+            result.values[name] = value
+    return result
+
+
+def _one_changed_side(
+    base: Mapping[str, Any], version: Version, covered: frozenset[str]
+) -> MergeResult:
+    """One linked system changed: every field it maps takes its value (the common case)."""
+    result = MergeResult(values=dict(base))
+    for name in covered:
+        value = version.values.get(name)
+        if value == base.get(name):
+            continue
+        result.sources[name] = version.system
+        if _blank(value):
+            result.values.pop(name, None)
+        else:
             result.values[name] = value
     return result
 

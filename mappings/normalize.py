@@ -172,54 +172,55 @@ def normalize_phone(v: object, default_region: str | None = "US") -> str | None:
     return _phone(s, default_region.upper() if default_region else None)
 
 
-# North American numbers fill many CRMs, and for them phonenumbers' answer follows from the
-# digits alone: "+1", then ten digits whose area code and exchange start with 2-9 (a national
-# "1" in front is dropped). Reading it here skips a 10-25 µs parse; test_normalize checks the
-# shortcut against phonenumbers itself.
+# Shortcuts, both checked against phonenumbers itself in test_normalize:
+# - separators only slow phonenumbers down (a formatted number takes twice as long to parse as
+#   its digits) and do not change its answer once there are 7 or more digits; with fewer, its
+#   "viable number" check can differ, so short strings keep their spelling;
+# - North American numbers fill many CRMs, and for them the answer follows from the digits:
+#   "+1" and ten digits whose area code and exchange start with 2-9 (a national "1" in front is
+#   dropped). Computing it here skips a 10-25 µs parse.
+_PHONE_PLAIN = re.compile(r"\+?[0-9 ().\-]+")
+_PHONE_SEPARATORS = re.compile(r"[ ().\-]+")
 _NANP = re.compile(r"(\+?1)?([2-9][0-9][0-9][2-9][0-9]{6})")
-_NANP_TEXT = re.compile(r"\+?[0-9 ().\-]+")
-_NANP_SEPARATORS = re.compile(r"[ ().\-]+")
 _NANP_REGIONS = frozenset({"US", "CA"})
-
-
-def _nanp(s: str, region: str | None) -> str | None:
-    if _NANP_TEXT.fullmatch(s) is None:
-        return None
-    match = _NANP.fullmatch(_NANP_SEPARATORS.sub("", s))
-    if match is None:
-        return None
-    if match.group(1) != "+1" and region not in _NANP_REGIONS:
-        return None  # without "+1" the digits are national: whose depends on the region
-    return "+1" + match.group(2)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _phone(s: str, region: str | None) -> str:
-    fast = _nanp(s, region)
-    if fast is not None:
-        return fast
-    text, number = _phone_once(s, region)
+    text = s
+    if _PHONE_PLAIN.fullmatch(s) is not None:
+        digits = _PHONE_SEPARATORS.sub("", s)
+        nanp = _NANP.fullmatch(digits)
+        # Without "+1" the digits are a national number, whose country the region decides.
+        if nanp is not None and (nanp.group(1) == "+1" or region in _NANP_REGIONS):
+            return "+1" + nanp.group(2)
+        if len(digits) - digits.startswith("+") >= 7:
+            text = digits
+    e164, number = _phone_once(text, region)
+    if number is None:
+        return s
     # phonenumbers strips a trunk prefix even after "+<country code>", so when its output still
     # starts with one (from input like "+43 0 0197..."), reading that output again gives a
     # shorter number. Go on to the fixed point, or a value written to a vendor and read back
     # would change on every sync. Rare, so only outputs the prefix rule matches are re-read.
     for _ in range(4):
-        if number is None:
-            break
         prefix = _trunk_prefix(number.country_code)
-        national = text[len(str(number.country_code)) + 1 :]
+        national = e164[len(str(number.country_code)) + 1 :]
         if prefix is None or prefix.match(national) is None:
             break
-        again, number = _phone_once(text.split(";", 1)[0], region)
-        if number is not None and number.extension is None and ";ext=" in text:
-            again += text[text.index(";ext=") :]
-        if again == text:
+        again, again_number = _phone_once(e164.split(";", 1)[0], region)
+        if again_number is None:
             break
-        text = again
-    return text
+        if again_number.extension is None and ";ext=" in e164:
+            again += e164[e164.index(";ext=") :]
+        if again == e164:
+            break
+        e164, number = again, again_number
+    return e164
 
 
 def _phone_once(s: str, region: str | None) -> tuple[str, phonenumbers.PhoneNumber | None]:
+    """phonenumbers' E.164 (with ``;ext=``) and the parsed number; ``(s, None)`` if impossible."""
     try:
         number = phonenumbers.parse(s, region)
     except phonenumbers.NumberParseException:

@@ -181,13 +181,10 @@ def test_normalize_phone_is_idempotent(digits, region, international):
     assert normalize_phone(once, region) == once
 
 
-_separators = st.sampled_from(["", " ", "-", ".", " - ", "  "])
-
-
 @st.composite
 def _nanp_spellings(draw: st.DrawFn) -> str:
     digits = draw(st.text("0123456789", min_size=10, max_size=10))
-    sep = draw(_separators)
+    sep = draw(st.sampled_from(["", " ", "-", ".", " - ", "  "]))
     area, exchange, line = digits[:3], digits[3:6], digits[6:]
     if draw(st.booleans()):
         area = f"({area})"
@@ -195,11 +192,19 @@ def _nanp_spellings(draw: st.DrawFn) -> str:
     return f"{prefix}{area}{sep}{exchange}{sep}{line}"
 
 
-# No deadline: phonenumbers loads a region's metadata on first use, which takes ~0.5 s.
-@settings(deadline=None, max_examples=300)
-@given(_nanp_spellings(), st.sampled_from(["US", "CA", "DE", "GB", "MX", None]))
-def test_north_american_shortcut_agrees_with_phonenumbers(raw, region):
-    def reference(text: str) -> str:
+@st.composite
+def _formatted_numbers(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(["", "+", "+ ", "(", "00", "0", "+49 (0)"]))
+    for group in draw(st.lists(st.text("0123456789", min_size=1, max_size=5), max_size=5)):
+        text += draw(st.sampled_from(["", " ", "-", ".", "(", ")", ") ", " (", "  "])) + group
+    return text
+
+
+def _phonenumbers_answer(raw: str, region: str | None) -> str:
+    """What normalize_phone promises: phonenumbers' E.164 of the text as written, taken to its
+    fixed point, or the text itself when it is not a possible number."""
+
+    def once(text: str) -> str:
         try:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
@@ -208,9 +213,21 @@ def test_north_american_shortcut_agrees_with_phonenumbers(raw, region):
             return text
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
-    expected = reference(raw)
-    for _ in range(4):  # normalize_phone takes phonenumbers' answer to its fixed point
-        expected = reference(expected)
+    answer = once(raw)
+    for _ in range(4):
+        answer = once(answer)
+    return answer
+
+
+# No deadline: phonenumbers loads a region's metadata on first use, which takes ~0.5 s.
+@settings(deadline=None, max_examples=400)
+@given(
+    st.one_of(_nanp_spellings(), _formatted_numbers()),
+    st.sampled_from(["US", "CA", "GB", "DE", "AT", "FR", "IT", "BR", "IN", "RU", "HU", "MX", None]),
+)
+def test_phone_shortcuts_agree_with_phonenumbers(raw, region):
+    """The separator-stripping and North American shortcuts must not change any answer."""
+    expected = _phonenumbers_answer(raw.strip(), region) if raw.strip() else None
     assert normalize_phone(raw, region) == expected
 
 
