@@ -49,7 +49,8 @@ class SyncMachine(RuleBasedStateMachine):
         # Since the last sync: the last value each system was given per (email, field).
         self.edits: dict[tuple[str, str, str], Any] = {}
         self.deleted: set[str] = set()
-        self.synced_once = False
+        # What each system held after the last sync, canonical, by (system, email).
+        self.synced: dict[tuple[str, str], dict[str, Any]] = {}
 
     def teardown(self) -> None:
         self.db.dispose()
@@ -96,11 +97,15 @@ class SyncMachine(RuleBasedStateMachine):
         value = data.draw(VALUES[field])
         if field == "firstname" and value is None:
             value = "Named"  # a contact needs a name or an email; keep the record valid
-        before = self._canonical_value(system, record_id, field)
         self.h.edit(system, "contacts", record_id, **{field: value})
-        if self._canonical_value(system, record_id, field) != before:
-            # Typing the value a field already holds changes nothing a sync could lose.
-            self.edits[(system, email, field)] = value
+        key = (system, email, field)
+        if key[:2] in self.synced and self._canonical_value(
+            system, record_id, field
+        ) == self.synced[key[:2]].get(FIELDS[field]):
+            # Edited back to what the last sync left: no change a sync could lose.
+            self.edits.pop(key, None)
+        else:
+            self.edits[key] = value
 
     @rule(data=st.data(), email=st.sampled_from(EMAILS))
     def delete(self, data: st.DataObject, email: str) -> None:
@@ -121,7 +126,11 @@ class SyncMachine(RuleBasedStateMachine):
         assert second.writes == 0
         self.edits.clear()
         self.deleted.clear()
-        self.synced_once = True
+        self.synced = {
+            (system, email): record
+            for system in self.systems
+            for email, record in self._canonical_by_email(system).items()
+        }
 
     def _canonical_by_email(self, system: str) -> dict[str, dict[str, Any]]:
         records = self.h.canonical(system, "contacts")
