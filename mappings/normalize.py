@@ -172,31 +172,24 @@ def normalize_phone(v: object, default_region: str | None = "US") -> str | None:
     return _phone(s, default_region.upper() if default_region else None)
 
 
-# Shortcuts, both checked against phonenumbers itself in test_normalize:
-# - separators only slow phonenumbers down (a formatted number takes twice as long to parse as
-#   its digits) and do not change its answer once there are 7 or more digits; with fewer, its
-#   "viable number" check can differ, so short strings keep their spelling;
-# - North American numbers fill many CRMs, and for them the answer follows from the digits:
-#   "+1" and ten digits whose area code and exchange start with 2-9 (a national "1" in front is
-#   dropped). Computing it here skips a 10-25 µs parse.
-_PHONE_PLAIN = re.compile(r"\+?[0-9 ().\-]+")
-_PHONE_SEPARATORS = re.compile(r"[ ().\-]+")
+# North American numbers fill many CRMs, and for them phonenumbers' answer follows from the
+# digits alone: "+1" and ten digits whose area code and exchange start with 2-9 (a national "1"
+# in front is dropped). Computing it here skips a 10-25 µs parse; test_normalize checks the
+# shortcut against phonenumbers itself.
+_NANP_TEXT = re.compile(r"\+?[0-9 ().\-]+")
+_NANP_SEPARATORS = re.compile(r"[ ().\-]+")
 _NANP = re.compile(r"(\+?1)?([2-9][0-9][0-9][2-9][0-9]{6})")
 _NANP_REGIONS = frozenset({"US", "CA"})
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _phone(s: str, region: str | None) -> str:
-    text = s
-    if _PHONE_PLAIN.fullmatch(s) is not None:
-        digits = _PHONE_SEPARATORS.sub("", s)
-        nanp = _NANP.fullmatch(digits)
+    if _NANP_TEXT.fullmatch(s) is not None:
+        nanp = _NANP.fullmatch(_NANP_SEPARATORS.sub("", s))
         # Without "+1" the digits are a national number, whose country the region decides.
         if nanp is not None and (nanp.group(1) == "+1" or region in _NANP_REGIONS):
             return "+1" + nanp.group(2)
-        if len(digits) - digits.startswith("+") >= 7:
-            text = digits
-    e164, number = _phone_once(text, region)
+    e164, number = _phone_once(s, region)
     if number is None:
         return s
     # phonenumbers strips a trunk prefix even after "+<country code>", so when its output still
