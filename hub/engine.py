@@ -382,8 +382,21 @@ class _ObjectPass:
 
     def _stage(self, runtime: SystemRuntime, records: Sequence[RemoteRecord], spool: Spool) -> None:
         name = runtime.name
+        self.report.count(self.object_type, name, "read", len(records))
+        if not records:
+            return
+        with self.db.connect() as conn:
+            known = store.links_by_remote(
+                conn, self.sync, self.object_type, name, [record.id for record in records]
+            )
         mapped: list[tuple[RemoteRecord, dict[str, Any]]] = []
         for record in records:
+            link = known.get(record.id)
+            if link is not None and link.remote_modified_at == record.modified_at:
+                # The very version we last saw or wrote (the overlap window re-reads it, and
+                # our own writes come back once): the cheap token says nothing changed.
+                self.report.count(self.object_type, name, "unchanged")
+                continue
             try:
                 values = runtime.fieldmap.to_canonical(
                     self.object_type, record.fields, default_region=runtime.phone_region
@@ -394,14 +407,10 @@ class _ObjectPass:
                 )
                 continue
             mapped.append((record, values))
-        self.report.count(self.object_type, name, "read", len(records))
         if not mapped:
             return
         with self.db.connect() as conn:
             self._refs_to_canonical(conn, name, [values for _, values in mapped])
-            known = store.links_by_remote(
-                conn, self.sync, self.object_type, name, [record.id for record, _ in mapped]
-            )
         rows = []
         for record, values in mapped:
             digest = content_hash(values)

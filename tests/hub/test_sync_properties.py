@@ -99,9 +99,12 @@ class SyncMachine(RuleBasedStateMachine):
             value = "Named"  # a contact needs a name or an email; keep the record valid
         self.h.edit(system, "contacts", record_id, **{field: value})
         key = (system, email, field)
-        if key[:2] in self.synced and self._canonical_value(
-            system, record_id, field
-        ) == self.synced[key[:2]].get(FIELDS[field]):
+        now = self._canonical_value(system, record_id, field)
+        synced = self.synced.get((system, email))
+        if synced is None and now is None:
+            # Never synced: at the first link a blank is "unknown", never an erasure.
+            self.edits.pop(key, None)
+        elif synced is not None and now == synced.get(FIELDS[field]):
             # Edited back to what the last sync left: no change a sync could lose.
             self.edits.pop(key, None)
         else:
