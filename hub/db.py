@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -44,6 +45,10 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def safe_url(url: str) -> str:
     """The URL with any password hidden, for messages."""
     try:
@@ -58,7 +63,8 @@ def open_database(url: str, *, upgrade: bool = True) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise DatabaseError(f"database: {safe_url(url)} is not a SQLAlchemy URL") from exc
-    kwargs: dict[str, Any] = {}
+    # orjson: JSON columns (base values, audit changes) are on every page's hot path.
+    kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":

@@ -12,7 +12,6 @@ next run does not read again), independent of the state database, which may be P
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import tempfile
@@ -21,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 _SCHEMA = """
 CREATE TABLE staged (
@@ -64,7 +65,7 @@ def _staged(row: tuple[Any, ...]) -> Staged:
         system,
         remote_id,
         datetime.fromisoformat(modified) if modified else None,
-        json.loads(vals) if vals else {},
+        orjson.loads(vals) if vals else {},
         hash_,
         canonical_id,
         bool(fresh),
@@ -134,7 +135,7 @@ class Spool:
                     system,
                     remote_id,
                     modified.isoformat(),
-                    json.dumps(values, separators=(",", ":")) if values is not None else None,
+                    orjson.dumps(values) if values is not None else None,
                     hash_,
                     canonical_id,
                     int(deleted),

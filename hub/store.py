@@ -8,7 +8,6 @@ page with one ``IN`` query, never one query per record.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -555,7 +555,7 @@ def _sqlite_value(column_type: Any) -> Any:
     if isinstance(column_type, UTCDateTime):
         return _sqlite_datetime
     if isinstance(column_type, JSON):
-        return lambda value: None if value is None else json.dumps(value)
+        return lambda value: None if value is None else orjson.dumps(value).decode()
     if isinstance(column_type, Boolean):
         return lambda value: None if value is None else int(value)
     return None

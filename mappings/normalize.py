@@ -57,7 +57,7 @@ __all__ = [
 
 # Large enough to hold every distinct value of a big account between two runs; each entry is a
 # few hundred bytes, so the largest cache stays in the tens of megabytes.
-_CACHE_SIZE = 1 << 17
+_CACHE_SIZE = 1 << 14
 
 # ---------------------------------------------------------------------------------------------
 # text
