@@ -30,7 +30,8 @@ from connectors.errors import ConnectorError
 from hub import admin
 from hub.config import Config, ConfigError, load_config
 from hub.db import DatabaseError, open_database
-from hub.engine import LeaseHeldError, MassDeleteError, RunReport
+from hub.engine import LeaseHeldError, MassDeleteError
+from hub.report import RunReport
 from hub.runtime import build_connector, run_sync
 
 app = typer.Typer(

@@ -25,7 +25,7 @@ from rich.table import Table
 from connectors.memory.store import MemoryStore, shifted_clock
 from hub.config import load_config
 from hub.db import open_database
-from hub.engine import RunReport
+from hub.report import RunReport
 from hub.runtime import run_sync
 
 CONFIG = """\

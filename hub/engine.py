@@ -1,7 +1,8 @@
 """The sync engine: one run of one sync, as DESIGN.md describes it.
 
 Public entry points: :class:`SyncEngine`, :class:`SystemRuntime`, :class:`SyncSpec`,
-:class:`RunReport`, :class:`LeaseHeldError`, :class:`MassDeleteError`.
+:class:`LeaseHeldError`, :class:`MassDeleteError` (and :class:`hub.report.RunReport`, what a
+run returns).
 
 A run takes the object types in dependency order. For each, an :class:`_ObjectPass`
 
@@ -35,6 +36,7 @@ from connectors.errors import Action, ConnectorError
 from hub import store
 from hub.matching import Matcher, Rule, all_keys, record_keys
 from hub.merge import FieldConflict, MergeResult, Policy, Version, merge_record
+from hub.report import RunReport, SystemFailure
 from hub.spool import Spool, Staged
 from hub.tables import utcnow
 from mappings.errors import MappingError
@@ -48,6 +50,7 @@ DeletePolicy = Literal["ignore", "propagate", "unlink"]
 Progress = Callable[[str, str, int, int | None], None]
 LEASE_TTL = timedelta(minutes=10)
 MASS_DELETE_MINIMUM = 10
+MATCH_IN_MEMORY_LIMIT = 50_000
 
 
 class LeaseHeldError(RuntimeError):
@@ -88,71 +91,6 @@ class SyncSpec:
     deletes: DeletePolicy = "ignore"
     max_delete_fraction: float = 0.5
     overlap: timedelta = timedelta(minutes=5)
-
-
-@dataclass
-class SystemFailure:
-    system: str
-    message: str
-    exit_code: int
-
-
-@dataclass
-class RunReport:
-    """What one run did, by object type and system, plus what still needs a person."""
-
-    sync: str
-    run_id: int | None
-    dry_run: bool
-    started_at: datetime
-    finished_at: datetime | None = None
-    status: str = "running"
-    counts: dict[str, dict[str, Counter[str]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(Counter))
-    )
-    failures: list[SystemFailure] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    planned: list[dict[str, Any]] = field(default_factory=list)
-    open_conflicts: int = 0
-    open_dead_letters: int = 0
-
-    def count(self, object_type: str, system: str, what: str, n: int = 1) -> None:
-        self.counts[object_type][system][what] += n
-
-    def total(self, what: str) -> int:
-        return sum(c[what] for systems in self.counts.values() for c in systems.values())
-
-    @property
-    def writes(self) -> int:
-        return sum(self.total(kind) for kind in ("created", "updated", "deleted"))
-
-    @property
-    def exit_code(self) -> int:
-        if self.failures:
-            return max(f.exit_code for f in self.failures)
-        if self.errors or self.open_conflicts or self.open_dead_letters:
-            return 1
-        return 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "sync": self.sync,
-            "run_id": self.run_id,
-            "dry_run": self.dry_run,
-            "status": self.status,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "counts": {
-                obj: {system: dict(counter) for system, counter in systems.items()}
-                for obj, systems in self.counts.items()
-            },
-            "failures": [f.__dict__ for f in self.failures],
-            "errors": self.errors,
-            "open_conflicts": self.open_conflicts,
-            "failed_records": self.open_dead_letters,
-            "planned": self.planned,
-            "exit_code": self.exit_code,
-        }
 
 
 class SyncEngine:
@@ -525,17 +463,21 @@ class _ObjectPass:
     # ------------------------------------------------------------------ 2. identify
 
     def _identify(self, spool: Spool) -> None:
-        matcher = Matcher(self.rules)
+        # Up to this many unlinked records the matcher's groups stay in memory (tens of MB at
+        # most); beyond, they live in the spool so memory stays flat however large the account.
+        on_disk = spool.count_unlinked() > MATCH_IN_MEMORY_LIMIT
+        matcher = Matcher(self.rules, spool.group_index() if on_disk else None)
         # A record deleted in this pass no longer holds its place: a new record with the same
         # key (deleted and created again) is not its duplicate, and under `propagate` the
         # whole canonical record is going away.
         deleting = spool.deletions()
+        matched = 0
         for batch in spool.unlinked(1000):
             keys = {staged.seq: record_keys(staged.values, self.rules) for staged in batch}
+            batch_keys = all_keys(keys.values())
+            matcher.prefetch(batch_keys)
             with self.db.connect() as conn:
-                candidates = store.match_candidates(
-                    conn, self.sync, self.object_type, all_keys(keys.values())
-                )
+                candidates = store.match_candidates(conn, self.sync, self.object_type, batch_keys)
             for base, members in candidates:
                 gone = deleting.get(base.canonical_id, set())
                 if gone and self.spec.deletes == "propagate":
@@ -574,8 +516,11 @@ class _ObjectPass:
                 fixed = self.failures.pop((staged.system, "duplicate", staged.remote_id), None)
                 if fixed is not None:
                     no_longer_duplicates.append(fixed)
+            matcher.flush()
             spool.assign(assignments)
             spool.drop(duplicates)
+            matched += len(batch)
+            self._progress("match", "", matched, None)
             if no_longer_duplicates and not self.dry_run:
                 with self.db.begin() as conn:
                     store.close_failures(conn, no_longer_duplicates)

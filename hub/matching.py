@@ -1,6 +1,7 @@
 """Matching: which canonical record an unlinked vendor record belongs to.
 
-Public entry points: :func:`record_keys`, :class:`Matcher`, :class:`Assignment`.
+Public entry points: :func:`record_keys`, :class:`Matcher`, :class:`Assignment`,
+:class:`Group`, :class:`GroupIndex` (and :class:`MemoryGroupIndex`).
 
 A sync's match rules are ordered, e.g. companies ``[domain, name]``; each rule is one field or
 several (deals: name *and* company). Two records match when the first rule both of them can
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from mappings.normalize import match_key
 
@@ -46,7 +47,9 @@ def decisive_match(a: Keys, b: Keys) -> int | None:
 
 
 @dataclass(slots=True)
-class _Group:
+class Group:
+    """A canonical record being assembled: the keys it answers to, one member per system."""
+
     canonical_id: str
     keys: Keys
     members: dict[str, str] = field(default_factory=dict)  # system -> remote id
@@ -64,29 +67,73 @@ class Assignment:
     duplicate_of: str | None = None
 
 
+class GroupIndex(Protocol):
+    """Where the matcher keeps its groups between batches: in memory, or on disk."""
+
+    def load(self, keys: Iterable[str]) -> list[Group]:
+        """Every group holding any of these keys."""
+
+    def save(self, groups: Iterable[Group]) -> None:
+        """Store new or changed groups, and the keys that find them."""
+
+
+class MemoryGroupIndex:
+    """A dict-backed index, for small passes and tests."""
+
+    def __init__(self) -> None:
+        self._groups: dict[str, Group] = {}
+        self._by_key: dict[str, set[str]] = {}
+
+    def load(self, keys: Iterable[str]) -> list[Group]:
+        ids = {gid for key in keys for gid in self._by_key.get(key, ())}
+        return [self._groups[gid] for gid in sorted(ids)]
+
+    def save(self, groups: Iterable[Group]) -> None:
+        for group in groups:
+            self._groups[group.canonical_id] = group
+            for key in group.keys.values():
+                self._by_key.setdefault(key, set()).add(group.canonical_id)
+
+
 class Matcher:
     """Groups the unlinked records of one object pass, against existing canonical records too.
 
-    Feed it the existing candidates for a batch (``add_existing``) before assigning the batch's
-    records; its memory is one small entry per key, not the records themselves.
+    Work goes in batches: ``prefetch`` the batch's keys (one index look-up), feed the existing
+    canonical candidates (``add_existing``), ``assign`` each record, then ``flush``. Between
+    batches the groups live in the index — on disk in a real pass — so memory holds one batch,
+    not the account.
     """
 
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], index: GroupIndex | None = None) -> None:
         self.rules = tuple(rules)
-        self._index: dict[str, list[_Group]] = {}
-        self._existing: set[str] = set()
+        self.index: GroupIndex = index if index is not None else MemoryGroupIndex()
+        self._cache: dict[str, list[Group]] = {}
+        self._groups: dict[str, Group] = {}
+        self._loaded: set[str] = set()
+        self._dirty: dict[str, Group] = {}
+
+    def prefetch(self, keys: Iterable[str]) -> None:
+        """Load the groups of a batch's keys in one look-up."""
+        wanted = set(keys) - self._loaded
+        if wanted:
+            for group in self.index.load(wanted):
+                self._remember(group)
+            self._loaded |= wanted
 
     def add_existing(self, canonical_id: str, keys: Keys, members: Mapping[str, str]) -> None:
         """A canonical record already in the store, with the systems it is linked in."""
-        if canonical_id in self._existing:
+        self.prefetch(keys.values())
+        if canonical_id in self._groups:
             return
-        self._existing.add(canonical_id)
-        self._register(_Group(canonical_id, dict(keys), dict(members), existing=True))
+        group = Group(canonical_id, dict(keys), dict(members), existing=True)
+        self._remember(group)
+        self._dirty[canonical_id] = group
 
     def assign(self, system: str, remote_id: str, keys: Keys, new_id: str) -> Assignment:
         """Match one record, or start a new canonical record with ``new_id``."""
+        self.prefetch(keys.values())
         for index in sorted(keys):
-            for group in self._index.get(keys[index], ()):
+            for group in self._cache.get(keys[index], ()):
                 rule_index = decisive_match(keys, group.keys)
                 if rule_index is None:
                     continue
@@ -97,14 +144,28 @@ class Matcher:
                 for extra, key in keys.items():
                     if extra not in group.keys:
                         group.keys[extra] = key
-                        self._index.setdefault(key, []).append(group)
+                        self._cache.setdefault(key, []).append(group)
+                self._dirty[group.canonical_id] = group
                 return Assignment(group.canonical_id, True, rule)
-        self._register(_Group(new_id, dict(keys), {system: remote_id}))
+        group = Group(new_id, dict(keys), {system: remote_id})
+        self._remember(group)
+        self._dirty[new_id] = group
         return Assignment(new_id, False, f"new record from {system}")
 
-    def _register(self, group: _Group) -> None:
+    def flush(self) -> None:
+        """Save what this batch changed and forget the batch."""
+        self.index.save(self._dirty.values())
+        self._cache.clear()
+        self._groups.clear()
+        self._loaded.clear()
+        self._dirty.clear()
+
+    def _remember(self, group: Group) -> None:
+        if group.canonical_id in self._groups:
+            return
+        self._groups[group.canonical_id] = group
         for key in group.keys.values():
-            self._index.setdefault(key, []).append(group)
+            self._cache.setdefault(key, []).append(group)
 
 
 def all_keys(keys_by_record: Iterable[Keys]) -> set[str]:

@@ -19,8 +19,9 @@ from connectors.base import Connector
 from connectors.errors import ConnectorConfigError
 from connectors.registry import load_connector
 from hub.config import Config, SyncConfig, SystemConfig
-from hub.engine import Progress, RunReport, SyncEngine, SyncSpec, SystemRuntime
+from hub.engine import Progress, SyncEngine, SyncSpec, SystemRuntime
 from hub.merge import Policy
+from hub.report import RunReport
 from hub.tables import utcnow
 from mappings.fieldmap import FieldMap, load_default_map
 

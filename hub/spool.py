@@ -1,6 +1,6 @@
 """A disk-backed staging area for the records one object pass has read.
 
-Public entry points: :class:`Spool`, :class:`Staged`.
+Public entry points: :class:`Spool`, :class:`Staged`, :class:`SpoolGroupIndex`.
 
 A run first reads the changes of every system, then reconciles them record by record; between
 the two, the changes wait here rather than in memory, so a first sync of a million records
@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from hub.matching import Group
+
 _SCHEMA = """
 CREATE TABLE staged (
     seq INTEGER PRIMARY KEY,
@@ -38,6 +40,8 @@ CREATE TABLE staged (
 );
 CREATE INDEX staged_canonical ON staged (canonical_id);
 CREATE UNIQUE INDEX staged_remote ON staged (system, remote_id);
+CREATE TABLE match_groups (gid TEXT PRIMARY KEY, keys BLOB, members BLOB, existing INTEGER);
+CREATE TABLE match_group_keys (key TEXT, gid TEXT, PRIMARY KEY (key, gid)) WITHOUT ROWID;
 """
 
 
@@ -213,6 +217,19 @@ class Spool:
             found.setdefault(canonical_id, set()).add(system)
         return found
 
+    def group_index(self) -> SpoolGroupIndex:
+        """The matcher's groups, kept here so a pass of a million records matches in flat
+        memory."""
+        return SpoolGroupIndex(self._db)
+
+    def count_unlinked(self) -> int:
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM staged WHERE canonical_id IS NULL AND deleted = 0"
+                " AND system IS NOT NULL"
+            ).fetchone()[0]
+        )
+
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM staged").fetchone()[0])
 
@@ -226,3 +243,56 @@ class Spool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SpoolGroupIndex:
+    """:class:`hub.matching.GroupIndex` on the spool's SQLite file."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def load(self, keys: Iterable[str]) -> list[Group]:
+        wanted = sorted(set(keys))
+        groups: list[Group] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._db.execute(
+                "SELECT gid, keys, members, existing FROM match_groups WHERE gid IN"  # noqa: S608
+                f" (SELECT gid FROM match_group_keys WHERE key IN ({marks}))",
+                chunk,
+            ).fetchall()
+            groups.extend(
+                Group(
+                    gid,
+                    {int(index): key for index, key in orjson.loads(keys_blob).items()},
+                    orjson.loads(members),
+                    bool(existing),
+                )
+                for gid, keys_blob, members, existing in rows
+            )
+        return groups
+
+    def save(self, groups: Iterable[Group]) -> None:
+        rows = [
+            (
+                group.canonical_id,
+                orjson.dumps({str(i): key for i, key in group.keys.items()}),
+                orjson.dumps(group.members),
+                int(group.existing),
+            )
+            for group in groups
+        ]
+        if not rows:
+            return
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO match_groups VALUES (?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO match_group_keys VALUES (?, ?)",
+                ((key, group.canonical_id) for group in groups for key in group.keys.values()),
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")

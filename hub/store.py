@@ -77,6 +77,16 @@ def _chunks(items: Sequence[Any], size: int = 900) -> Iterable[Sequence[Any]]:
 # --------------------------------------------------------------------------- links
 
 
+_LINK_COLUMNS = (
+    links.c.canonical_id,
+    links.c.system,
+    links.c.remote_id,
+    links.c.remote_modified_at,
+    links.c.remote_hash,
+    links.c.detached,
+)
+
+
 def links_by_remote(
     conn: Connection, sync: str, object_type: str, system: str, remote_ids: Sequence[str]
 ) -> dict[str, Link]:
@@ -84,14 +94,7 @@ def links_by_remote(
     found: dict[str, Link] = {}
     for chunk in _chunks(list(remote_ids)):
         rows = conn.execute(
-            select(
-                links.c.canonical_id,
-                links.c.system,
-                links.c.remote_id,
-                links.c.remote_modified_at,
-                links.c.remote_hash,
-                links.c.detached,
-            ).where(
+            select(*_LINK_COLUMNS).where(
                 links.c.sync == sync,
                 links.c.object_type == object_type,
                 links.c.system == system,
@@ -110,14 +113,7 @@ def links_by_canonical(
     found: dict[str, dict[str, Link]] = defaultdict(dict)
     for chunk in _chunks(sorted(set(canonical_ids))):
         rows = conn.execute(
-            select(
-                links.c.canonical_id,
-                links.c.system,
-                links.c.remote_id,
-                links.c.remote_modified_at,
-                links.c.remote_hash,
-                links.c.detached,
-            ).where(
+            select(*_LINK_COLUMNS).where(
                 links.c.sync == sync,
                 links.c.object_type == object_type,
                 links.c.canonical_id.in_(chunk),

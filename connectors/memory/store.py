@@ -195,6 +195,9 @@ class MemoryStore:
         with self._lock:
             return list(self._table(object_type).records.values())
 
+    def count(self, object_type: str) -> int:
+        return len(self._table(object_type).records)
+
     def find(self, object_type: str, field: str, values: Sequence[str]) -> list[StoredRecord]:
         wanted = {str(v).casefold() for v in values}
         with self._lock:

@@ -11,8 +11,9 @@ from sqlalchemy import Engine
 from connectors.errors import ConnectorError
 from connectors.memory.connector import MemoryConnector, MemorySettings
 from connectors.memory.store import MemoryStore, shifted_clock
-from hub.engine import DeletePolicy, Mode, RunReport, SyncEngine, SyncSpec, SystemRuntime
+from hub.engine import DeletePolicy, Mode, SyncEngine, SyncSpec, SystemRuntime
 from hub.merge import Policy
+from hub.report import RunReport
 from mappings.fieldmap import FieldMap, load_default_map
 
 DEFAULT_MATCH = {

@@ -543,3 +543,20 @@ def test_the_database_has_one_row_per_link_and_no_orphans(db: Engine):
             conn.execute(sa.select(links.c.system, func.count()).group_by(links.c.system)).all()
         )
     assert per_system == {"a": 5, "b": 5}
+
+
+def test_matching_spilled_to_disk_gives_the_same_outcome(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("hub.engine.MATCH_IN_MEMORY_LIMIT", 0)  # as for a very large account
+    h = Harness(db, ("a", "b", "c"), unique_emails=False)
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.add("b", "contacts", firstname="Ann", email="ANN@x.com", jobtitle="CTO")
+    h.add("c", "contacts", firstname="Annie", email="ann@x.com")
+    h.add("c", "contacts", firstname="Ann B", email="Ann@X.com")  # a duplicate inside c
+    report = h.run()
+    assert report.counts["contacts"]["c"]["duplicates"] == 1
+    for system in "ab":
+        [ann] = h.records(system, "contacts")
+        assert ann["jobtitle"] == "CTO"
+    assert len(h.records("c", "contacts")) == 2

@@ -1,0 +1,79 @@
+"""What one run of a sync did: counts per object type and system, failures, what waits.
+
+Public entry points: :class:`RunReport`, :class:`SystemFailure`.
+
+The engine fills a report as it goes; the CLI prints it, ``--json`` serialises it, and its
+exit code is the command's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class SystemFailure:
+    system: str
+    message: str
+    exit_code: int
+
+
+@dataclass
+class RunReport:
+    """What one run did, by object type and system, plus what still needs a person."""
+
+    sync: str
+    run_id: int | None
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    counts: dict[str, dict[str, Counter[str]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(Counter))
+    )
+    failures: list[SystemFailure] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    planned: list[dict[str, Any]] = field(default_factory=list)
+    open_conflicts: int = 0
+    open_dead_letters: int = 0
+
+    def count(self, object_type: str, system: str, what: str, n: int = 1) -> None:
+        self.counts[object_type][system][what] += n
+
+    def total(self, what: str) -> int:
+        return sum(c[what] for systems in self.counts.values() for c in systems.values())
+
+    @property
+    def writes(self) -> int:
+        return sum(self.total(kind) for kind in ("created", "updated", "deleted"))
+
+    @property
+    def exit_code(self) -> int:
+        if self.failures:
+            return max(f.exit_code for f in self.failures)
+        if self.errors or self.open_conflicts or self.open_dead_letters:
+            return 1
+        return 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sync": self.sync,
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "counts": {
+                obj: {system: dict(counter) for system, counter in systems.items()}
+                for obj, systems in self.counts.items()
+            },
+            "failures": [f.__dict__ for f in self.failures],
+            "errors": self.errors,
+            "open_conflicts": self.open_conflicts,
+            "failed_records": self.open_dead_letters,
+            "planned": self.planned,
+            "exit_code": self.exit_code,
+        }
