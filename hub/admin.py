@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, or_, select, update
 
 from hub import store
 from hub.tables import audit_entries as audit_table
@@ -215,11 +215,6 @@ def _require_ids(db: Engine, ids: list[int]) -> None:
     missing = sorted(set(ids) - found)
     if missing:
         raise AdminError(f"no failed record with id {', '.join(map(str, missing))}")
-
-
-def count_runs(db: Engine, sync: str) -> int:
-    with db.connect() as conn:
-        return int(conn.execute(select(func.count()).where(runs.c.sync == sync)).scalar_one())
 
 
 def _iso(entry: dict[str, Any]) -> dict[str, Any]:
