@@ -24,8 +24,8 @@ import os
 import socket
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -34,14 +34,16 @@ from sqlalchemy import Engine
 from connectors.base import Connector, RemoteRecord, WriteResult
 from connectors.errors import Action, ConnectorError
 from hub import store
+from hub.ledger import PageLedger, link_update
 from hub.matching import Matcher, Rule, all_keys, record_keys
-from hub.merge import FieldConflict, MergeResult, Policy, Version, merge_record
+from hub.merge import MergeResult, Policy, Version, merge_record
+from hub.planning import Plan, Write, WritePlanner
 from hub.report import RunReport, SystemFailure
 from hub.spool import Spool, Staged
 from hub.tables import utcnow
 from mappings.errors import MappingError
 from mappings.fieldmap import FieldMap
-from mappings.schema import REFERENCE_FIELDS, content_hash
+from mappings.schema import content_hash
 
 log = logging.getLogger("crmhub.engine")
 
@@ -180,38 +182,6 @@ class SyncEngine:
         return system not in self.failed
 
 
-@dataclass
-class _Write:
-    """One planned vendor write of one record to one system."""
-
-    canonical_id: str
-    system: str
-    kind: Literal["create", "update", "delete"]
-    payload: dict[str, Any]
-    view: dict[str, Any]
-    view_hash: str
-    changes: dict[str, list[Any]]
-    remote_id: str | None = None
-    reason: str = ""
-
-
-@dataclass
-class _Plan:
-    """The outcome of reconciling one canonical record, before anything is written."""
-
-    canonical_id: str
-    base: store.BaseRecord | None
-    values: dict[str, Any]
-    versions: dict[str, Version]
-    links: dict[str, store.Link]
-    new_links: dict[str, Version]
-    conflicts: list[FieldConflict]
-    sources: dict[str, str] = field(default_factory=dict)
-    rules: dict[str, str] = field(default_factory=dict)  # system -> why it was linked
-    deleted_in: list[str] = field(default_factory=list)
-    deleted: bool = False
-
-
 class _ObjectPass:
     """One object type within one run."""
 
@@ -238,15 +208,20 @@ class _ObjectPass:
             if object_type in runtime.connector.capabilities.object_types
             and object_type in runtime.fieldmap.object_types
         }
-        self.coverage = {
-            name: runtime.fieldmap.canonical_fields(object_type)
-            for name, runtime in self.systems.items()
-        }
-        self.writable = {
-            name: runtime.fieldmap.writable_fields(object_type)
-            for name, runtime in self.systems.items()
-        }
-        self.references = REFERENCE_FIELDS.get(object_type, {})
+        self.planner = WritePlanner(
+            object_type, {name: runtime.fieldmap for name, runtime in self.systems.items()}
+        )
+        self.ledger = PageLedger(
+            self.sync,
+            object_type,
+            report.run_id,
+            tuple(self.spec.match.get(object_type, ())),
+            self.spec.deletes,
+            report.count,
+        )
+        self.coverage = self.planner.coverage
+        self.writable = self.planner.writable
+        self.references = self.planner.references
         self.rules = tuple(self.spec.match.get(object_type, ()))
         self.high_water: dict[str, datetime | None] = {}
         self._remote_refs: dict[str, dict[str, dict[str, str]]] = {}
@@ -547,7 +522,7 @@ class _ObjectPass:
             for cid, staged in page
         ]
         self._remote_refs = self._canonical_refs_to_remote(plans)
-        writes = self._plan_writes(plans)
+        writes = self.planner.writes(plans, self._targets(), self._remote_refs)
         if self.dry_run:
             self._report_planned(plans, writes)
             return
@@ -555,7 +530,7 @@ class _ObjectPass:
         # intents of every vendor write it is about to make. A crash after it leaves intents
         # that the next run honours; a crash before it leaves nothing but cursors to re-read.
         decided = store.PageWrites()
-        self._record(plans, known_conflicts, decided, now)
+        self.ledger.decisions(plans, known_conflicts, decided, now)
         intents: list[store.Intent] = [(w.canonical_id, w.system, w.kind) for w in writes]
         intents += self._owed_to_failed(plans)
         with self.db.begin() as conn:
@@ -583,7 +558,7 @@ class _ObjectPass:
         links: dict[str, store.Link],
         resolutions: Mapping[str, Any] | None,
         now: datetime,
-    ) -> _Plan:
+    ) -> Plan:
         versions: dict[str, Version] = {}
         new_links: dict[str, Version] = {}
         deleted_in: list[str] = []
@@ -603,7 +578,7 @@ class _ObjectPass:
             versions[item.system] = version
             if fresh:
                 new_links[item.system] = version
-        plan = _Plan(
+        plan = Plan(
             cid,
             base,
             dict(base.values) if base else {},
@@ -642,157 +617,14 @@ class _ObjectPass:
         plan.sources = result.sources
         return plan
 
-    def _plan_writes(self, plans: list[_Plan]) -> list[_Write]:
-        remote_refs = self._remote_refs
-        writes: list[_Write] = []
-        for plan in plans:
-            for name, runtime in self.systems.items():
-                if not runtime.writes or not self.engine.live(name):
-                    continue
-                write = self._write_for(plan, name, remote_refs)
-                if write is not None:
-                    writes.append(write)
-        return writes
+    def _targets(self) -> list[str]:
+        return [
+            name
+            for name, runtime in self.systems.items()
+            if runtime.writes and self.engine.live(name)
+        ]
 
-    def _write_for(
-        self, plan: _Plan, system: str, remote_refs: Mapping[str, Mapping[str, Mapping[str, str]]]
-    ) -> _Write | None:
-        link = plan.links.get(system)
-        version = plan.versions.get(system)
-        if (link is not None and link.detached) or system in plan.deleted_in:
-            return None
-        if plan.deleted:
-            if link is None:
-                return None
-            return _Write(
-                plan.canonical_id,
-                system,
-                "delete",
-                {},
-                {},
-                "",
-                {},
-                remote_id=link.remote_id,
-                reason="deleted in another system",
-            )
-        view = self.view(plan, system, remote_refs)
-        current: Mapping[str, Any] | None
-        if version is not None:
-            current, current_hash, remote_id = version.values, version.hash, version.remote_id
-        elif link is not None:
-            current_hash, remote_id = link.remote_hash, link.remote_id
-            believed = self.view_of_values(
-                plan.base.values if plan.base else {}, system, remote_refs
-            )
-            current = believed if content_hash(believed) == link.remote_hash else None
-        else:
-            if not view:
-                return None
-            payload = self._to_vendor(system, view, None, remote_refs)
-            changes = {name: [None, value] for name, value in sorted(view.items())}
-            return _Write(
-                plan.canonical_id,
-                system,
-                "create",
-                payload,
-                view,
-                content_hash(view),
-                changes,
-                reason=self._origin(plan, ()),
-            )
-        view_hash = content_hash(view)
-        if view_hash == current_hash:
-            return None
-        writable = self.writable[system]
-        if current is None:
-            fields = sorted(writable)
-            changes = {name: [None, view.get(name)] for name in fields if name in view}
-        else:
-            fields = sorted(name for name in writable if view.get(name) != current.get(name))
-            changes = {name: [current.get(name), view.get(name)] for name in fields}
-        if not fields:
-            return None
-        payload = self._to_vendor(system, view, fields, remote_refs)
-        return _Write(
-            plan.canonical_id,
-            system,
-            "update",
-            payload,
-            view,
-            view_hash,
-            changes,
-            remote_id=remote_id,
-            reason=self._origin(plan, fields),
-        )
-
-    def view(
-        self,
-        plan: _Plan,
-        system: str,
-        remote_refs: Mapping[str, Mapping[str, Mapping[str, str]]],
-    ) -> dict[str, Any]:
-        """What ``system`` should hold after this run, in canonical terms."""
-        view = self.view_of_values(plan.values, system, remote_refs)
-        own = plan.versions.get(system)
-        own_values: Mapping[str, Any] = (
-            own.values if own is not None else (plan.base.values if plan.base else {})
-        )
-        # Fields we cannot write there, and fields waiting for a person, stay as they are.
-        held = {c.field for c in plan.conflicts if c.winner is None}
-        held.update(self.coverage[system] - self.writable[system])
-        for name in held & self.coverage[system]:
-            if own_values.get(name) is None:
-                view.pop(name, None)
-            else:
-                view[name] = own_values[name]
-        return view
-
-    def view_of_values(
-        self,
-        values: Mapping[str, Any],
-        system: str,
-        remote_refs: Mapping[str, Mapping[str, Mapping[str, str]]],
-    ) -> dict[str, Any]:
-        covered = self.coverage[system]
-        view = {name: value for name, value in values.items() if name in covered}
-        for ref_field, target in self.references.items():
-            value = view.get(ref_field)
-            if value is None:
-                continue
-            reachable = remote_refs.get(target, {})
-            if isinstance(value, list):
-                kept = [cid for cid in value if system in reachable.get(cid, {})]
-                if kept:
-                    view[ref_field] = kept
-                else:
-                    view.pop(ref_field)
-            elif system not in reachable.get(value, {}):
-                view.pop(ref_field)
-        return view
-
-    def _to_vendor(
-        self,
-        system: str,
-        view: Mapping[str, Any],
-        fields: Sequence[str] | None,
-        remote_refs: Mapping[str, Mapping[str, Mapping[str, str]]],
-    ) -> dict[str, Any]:
-        translated = dict(view)
-        for ref_field, target in self.references.items():
-            value = translated.get(ref_field)
-            if value is None:
-                continue
-            ids = remote_refs.get(target, {})
-            if isinstance(value, list):
-                translated[ref_field] = [ids[cid][system] for cid in value]
-            else:
-                translated[ref_field] = ids[value][system]
-        payload = self.systems[system].fieldmap.to_vendor(self.object_type, translated, fields)
-        if fields is None:
-            payload = {k: v for k, v in payload.items() if v is not None}
-        return payload
-
-    def _canonical_refs_to_remote(self, plans: list[_Plan]) -> dict[str, dict[str, dict[str, str]]]:
+    def _canonical_refs_to_remote(self, plans: list[Plan]) -> dict[str, dict[str, dict[str, str]]]:
         """For each referenced canonical id: system → remote id, one query per target type."""
         result: dict[str, dict[str, dict[str, str]]] = {}
         for ref_field, target in self.references.items():
@@ -813,7 +645,7 @@ class _ObjectPass:
                 table[cid] = {system: link.remote_id for system, link in by_system.items()}
         return result
 
-    def _owed_to_failed(self, plans: list[_Plan]) -> list[tuple[str, str, str]]:
+    def _owed_to_failed(self, plans: list[Plan]) -> list[tuple[str, str, str]]:
         """Intents for systems dropped from this run, so the next run brings them up to date."""
         owed: list[tuple[str, str, str]] = []
         for name, runtime in self.systems.items():
@@ -821,26 +653,17 @@ class _ObjectPass:
                 owed.extend((plan.canonical_id, name, "revisit") for plan in plans)
         return owed
 
-    def _origin(self, plan: _Plan, fields: Iterable[str]) -> str:
-        """Why these fields are written: where each new value came from."""
-        parts = [f"{name} from {plan.sources[name]}" for name in fields if name in plan.sources]
-        if parts:
-            return "; ".join(parts)
-        if plan.base is None:
-            return "new record from " + "+".join(sorted(plan.versions)) if plan.versions else ""
-        return "brought up to date with the hub's record"
-
     # ------------------------------------------------------------------ 4. write
 
     def _recover_interrupted_creates(
         self,
-        writes: list[_Write],
+        writes: list[Write],
         page: store.PageWrites,
         now: datetime,
-    ) -> list[_Write]:
+    ) -> list[Write]:
         """A create that an earlier run started but never committed may have happened on the
         vendor: look the record up by its match keys before creating it again."""
-        remaining: list[_Write] = []
+        remaining: list[Write] = []
         for write in writes:
             if (
                 write.kind != "create"
@@ -860,7 +683,7 @@ class _ObjectPass:
             digest = content_hash(values)
             rule = "recovered after an interrupted create"
             page.new_links.append(
-                self._link_row(
+                self.ledger.link_row(
                     write.canonical_id,
                     write.system,
                     record.id,
@@ -871,7 +694,9 @@ class _ObjectPass:
                 )
             )
             page.audit.append(
-                self._audit(write.system, record.id, write.canonical_id, "link", None, rule, now)
+                self.ledger.audit(
+                    write.system, record.id, write.canonical_id, "link", None, rule, now
+                )
             )
             page.done.add((write.canonical_id, write.system))
             fields = sorted(
@@ -880,10 +705,12 @@ class _ObjectPass:
                 if write.view.get(name) != values.get(name)
             )
             if fields:
-                payload = self._to_vendor(write.system, write.view, fields, self._remote_refs)
+                payload = self.planner.to_vendor(
+                    write.system, write.view, fields, self._remote_refs
+                )
                 changes = {name: [values.get(name), write.view.get(name)] for name in fields}
                 remaining.append(
-                    _Write(
+                    Write(
                         write.canonical_id,
                         write.system,
                         "update",
@@ -938,8 +765,8 @@ class _ObjectPass:
                         return record, values
         return None
 
-    def _execute(self, writes: list[_Write], page: store.PageWrites, now: datetime) -> None:
-        by_target: dict[tuple[str, str], list[_Write]] = defaultdict(list)
+    def _execute(self, writes: list[Write], page: store.PageWrites, now: datetime) -> None:
+        by_target: dict[tuple[str, str], list[Write]] = defaultdict(list)
         for write in writes:
             by_target[(write.system, write.kind)].append(write)
         for (system, kind), batch in sorted(by_target.items(), key=self._write_order):
@@ -978,11 +805,11 @@ class _ObjectPass:
                 for write, result in zip(chunk, results, strict=True):
                     self._apply_result(write, result, page, now)
 
-    def _write_order(self, item: tuple[tuple[str, str], list[_Write]]) -> tuple[int, int]:
+    def _write_order(self, item: tuple[tuple[str, str], list[Write]]) -> tuple[int, int]:
         (system, kind), _ = item
         return self.engine.order.index(system), ("delete", "update", "create").index(kind)
 
-    def _send(self, runtime: SystemRuntime, kind: str, chunk: list[_Write]) -> list[WriteResult]:
+    def _send(self, runtime: SystemRuntime, kind: str, chunk: list[Write]) -> list[WriteResult]:
         connector = runtime.connector
         if kind == "create":
             return connector.create(self.object_type, [w.payload for w in chunk])
@@ -993,7 +820,7 @@ class _ObjectPass:
         return connector.delete(self.object_type, [w.remote_id or "" for w in chunk])
 
     def _apply_result(
-        self, write: _Write, result: WriteResult, page: store.PageWrites, now: datetime
+        self, write: Write, result: WriteResult, page: store.PageWrites, now: datetime
     ) -> None:
         system, cid = write.system, write.canonical_id
         page.done.add((cid, system))
@@ -1014,211 +841,28 @@ class _ObjectPass:
             page.removed_links.append((cid, system))
             self.report.count(self.object_type, system, "deleted")
             page.audit.append(
-                self._audit(system, write.remote_id, cid, "delete", None, write.reason, now)
+                self.ledger.audit(system, write.remote_id, cid, "delete", None, write.reason, now)
             )
             return
         remote_id = result.remote_id or write.remote_id
         assert remote_id is not None
-        row = self._link_row(
+        row = self.ledger.link_row(
             cid, system, remote_id, result.modified_at, write.view_hash, "created by crmhub", now
         )
         if write.kind == "create":
             page.new_links.append(row)
             self.report.count(self.object_type, system, "created")
         else:
-            page.changed_links.append(_link_update(row))
+            page.changed_links.append(link_update(row))
             self.report.count(self.object_type, system, "updated")
         fixed = self.failures.pop((system, "write", cid), None)
         if fixed is not None:
             page.resolved_failures.append(fixed)
         page.audit.append(
-            self._audit(system, remote_id, cid, write.kind, write.changes, write.reason, now)
+            self.ledger.audit(system, remote_id, cid, write.kind, write.changes, write.reason, now)
         )
 
     # ------------------------------------------------------------------ 5. record
-
-    def _record(
-        self,
-        plans: list[_Plan],
-        known_conflicts: Mapping[tuple[str, str], store.ConflictRow],
-        page: store.PageWrites,
-        now: datetime,
-    ) -> None:
-        """What the hub decided for a page, before any vendor write."""
-        for plan in plans:
-            cid = plan.canonical_id
-            for system in plan.deleted_in:
-                link = plan.links[system]
-                page.removed_links.append((cid, system))
-                if not plan.deleted:
-                    # deletes: unlink — remember that this system deliberately has no copy.
-                    row = self._link_row(
-                        cid,
-                        system,
-                        link.remote_id,
-                        link.remote_modified_at,
-                        link.remote_hash,
-                        "unlinked: deleted there",
-                        now,
-                    )
-                    row["detached"] = True
-                    page.new_links.append(row)
-                page.audit.append(
-                    self._audit(
-                        system,
-                        link.remote_id,
-                        cid,
-                        "delete" if plan.deleted else "unlink",
-                        None,
-                        f"deleted in {system}; deletes: {self.spec.deletes}",
-                        now,
-                    )
-                )
-            for system, version in plan.versions.items():
-                row = self._link_row(
-                    cid,
-                    system,
-                    version.remote_id,
-                    version.modified_at,
-                    version.hash,
-                    plan.rules.get(system, ""),
-                    now,
-                )
-                if version.fresh:
-                    if system in plan.links:  # replaces a detached link
-                        page.removed_links.append((cid, system))
-                    page.new_links.append(row)
-                    page.audit.append(
-                        self._audit(system, version.remote_id, cid, "link", None, row["rule"], now)
-                    )
-                else:
-                    page.changed_links.append(_link_update(row))
-            self._record_base(plan, page, now)
-            self._record_conflicts(plan, known_conflicts, page, now)
-
-    def _record_base(self, plan: _Plan, page: store.PageWrites, now: datetime) -> None:
-        cid = plan.canonical_id
-        digest = content_hash(plan.values)
-        if plan.base is None:
-            if plan.deleted:
-                return
-            page.new_records.append(
-                {
-                    "id": cid,
-                    "sync": self.sync,
-                    "object_type": self.object_type,
-                    "base": plan.values,
-                    "hash": digest,
-                    "deleted": False,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-        elif plan.base.hash != digest or plan.deleted != plan.base.deleted:
-            page.changed_records.append(
-                {
-                    "b_id": cid,
-                    "base": plan.values,
-                    "hash": digest,
-                    "deleted": plan.deleted,
-                    "updated_at": now,
-                }
-            )
-            page.dropped_keys.append(cid)
-        else:
-            return
-        if plan.deleted:
-            return
-        for key in record_keys(plan.values, self.rules).values():
-            page.new_keys.append(
-                {
-                    "sync": self.sync,
-                    "object_type": self.object_type,
-                    "key": key,
-                    "canonical_id": cid,
-                }
-            )
-
-    def _record_conflicts(
-        self,
-        plan: _Plan,
-        known: Mapping[tuple[str, str], store.ConflictRow],
-        page: store.PageWrites,
-        now: datetime,
-    ) -> None:
-        cid = plan.canonical_id
-        held = plan.base.values if plan.base is not None else {}
-        for (known_cid, name), row in known.items():
-            if known_cid == cid and row.status == "resolved":
-                page.applied_conflicts.append(row.id)
-                page.audit.append(
-                    self._audit(
-                        None,
-                        None,
-                        cid,
-                        "resolve",
-                        {name: [held.get(name, row.base), row.resolution]},
-                        f"conflict {row.id} resolved by a person",
-                        now,
-                    )
-                )
-        for conflict in plan.conflicts:
-            previous = known.get((cid, conflict.field))
-            if previous is not None and previous.status == "open":
-                page.superseded_conflicts.append(previous.id)
-            candidates = {
-                c.system: {
-                    "value": c.value,
-                    "modified_at": c.modified_at.isoformat() if c.modified_at else None,
-                }
-                for c in conflict.contenders
-            }
-            page.new_conflicts.append(
-                {
-                    "sync": self.sync,
-                    "object_type": self.object_type,
-                    "canonical_id": cid,
-                    "field": conflict.field,
-                    "base": conflict.base,
-                    "candidates": candidates,
-                    "status": "open" if conflict.winner is None else "settled",
-                    "winner": conflict.winner,
-                    "resolution": conflict.value,
-                    "policy": conflict.policy,
-                    "run_id": self.run_id,
-                    "created_at": now,
-                    "resolved_at": None if conflict.winner is None else now,
-                }
-            )
-            # One entry per losing side: its value (before) and what the record keeps (after).
-            for loser in conflict.contenders:
-                if loser.system == conflict.winner:
-                    continue
-                self.report.count(self.object_type, loser.system, "conflicts")
-                if conflict.winner is None:
-                    reason = "waiting for a person: crmhub conflicts list"
-                else:
-                    reason = (
-                        f"{conflict.policy}: {conflict.winner}'s value kept over {loser.system}'s"
-                    )
-                page.audit.append(
-                    self._audit(
-                        loser.system,
-                        self._remote_id(plan, loser.system),
-                        cid,
-                        "conflict",
-                        {conflict.field: [loser.value, conflict.value]},
-                        reason,
-                        now,
-                    )
-                )
-
-    def _remote_id(self, plan: _Plan, system: str) -> str | None:
-        version = plan.versions.get(system)
-        if version is not None:
-            return version.remote_id
-        link = plan.links.get(system)
-        return link.remote_id if link is not None else None
 
     # ------------------------------------------------------------------ helpers
 
@@ -1233,7 +877,7 @@ class _ObjectPass:
                 if position is not None and self.engine.live(system):
                     store.set_cursor(conn, self.sync, system, self.object_type, position, now)
 
-    def _report_planned(self, plans: list[_Plan], writes: list[_Write]) -> None:
+    def _report_planned(self, plans: list[Plan], writes: list[Write]) -> None:
         for plan in plans:
             for system in plan.new_links:
                 self.report.count(self.object_type, system, "to_link")
@@ -1287,65 +931,9 @@ class _ObjectPass:
                 now=self.engine.clock(),
             )
 
-    def _audit(
-        self,
-        system: str | None,
-        remote_id: str | None,
-        cid: str | None,
-        action: str,
-        changes: Mapping[str, Any] | None,
-        reason: str,
-        now: datetime,
-    ) -> dict[str, Any]:
-        return {
-            "at": now,
-            "run_id": self.run_id,
-            "sync": self.sync,
-            "system": system,
-            "object_type": self.object_type,
-            "remote_id": remote_id,
-            "canonical_id": cid,
-            "action": action,
-            "changes": dict(changes) if changes else None,
-            "reason": reason,
-        }
-
-    def _link_row(
-        self,
-        cid: str,
-        system: str,
-        remote_id: str,
-        modified_at: datetime | None,
-        digest: str,
-        rule: str,
-        now: datetime,
-    ) -> dict[str, Any]:
-        return {
-            "sync": self.sync,
-            "object_type": self.object_type,
-            "canonical_id": cid,
-            "system": system,
-            "remote_id": remote_id,
-            "remote_modified_at": modified_at,
-            "remote_hash": digest,
-            "rule": rule,
-            "linked_at": now,
-            "updated_at": now,
-        }
-
     def _progress(self, phase: str, system: str, done: int, total: int | None) -> None:
         if self.engine.progress is not None:
             self.engine.progress(f"{self.object_type}:{phase}", system, done, total)
-
-
-def _link_update(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "b_canonical_id": row["canonical_id"],
-        "b_system": row["system"],
-        "remote_modified_at": row["remote_modified_at"],
-        "remote_hash": row["remote_hash"],
-        "updated_at": row["updated_at"],
-    }
 
 
 def _dig(values: Mapping[str, Any], path: str) -> Any:
