@@ -7,11 +7,15 @@ run returns).
 A run takes the object types in dependency order. For each, an :class:`_ObjectPass`
 
 1. reads every reading system's changes since its cursor (minus the overlap window), maps them
-   to canonical form, drops echoes (hash equal to the link's) and stages the rest on disk;
-2. ties each unlinked record to a canonical record by the sync's match rules;
-3. reconciles page by page: a three-way merge per record, write-ahead intents committed, batched
-   vendor writes, then links, base values, audit entries and conflicts committed together;
-4. advances the cursors past everything it read, in the last page's transaction.
+   to canonical form, drops echoes (the modified time or content hash its link holds) and
+   stages the rest on disk (:mod:`hub.spool`);
+2. ties each unlinked record to a canonical record by the sync's match rules
+   (:mod:`hub.matching`);
+3. reconciles page by page: a three-way merge per record (:mod:`hub.merge`), the writes each
+   system needs (:mod:`hub.planning`); commits the decisions with write-ahead intents, sends the
+   writes in batches, then commits what the vendors answered (:mod:`hub.ledger` builds the
+   rows);
+4. advances the cursors past everything it read, once every page is done.
 
 A system that cannot be reached or refuses our credentials is dropped from the rest of the run;
 what it should have received stays as pending intents, so the next run delivers it.
