@@ -149,7 +149,7 @@ def sync(
                 f"(configured: {', '.join(config.syncs) or 'none'})",
                 EXIT_CONFIG,
             )
-        with _progress(enabled=not as_json) as progress:
+        with _progress(enabled=not as_json) as progress, _interrupt_message():
             reports = run_sync(
                 db,
                 config,
@@ -164,6 +164,15 @@ def sync(
         for report in reports:
             _print_report(report)
     raise typer.Exit(max((report.exit_code for report in reports), default=0))
+
+
+@contextmanager
+def _interrupt_message() -> Iterator[None]:
+    try:
+        yield
+    except KeyboardInterrupt:
+        # What was committed stays; intents and cursors make the next run resume cleanly.
+        fail("interrupted; what was committed stays, and the next sync resumes from there", 130)
 
 
 @contextmanager

@@ -141,13 +141,21 @@ class SyncEngine:
                 report.run_id = store.start_run(conn, self.spec.name, now)
         status = "failed"
         try:
+            status = "succeeded"
             for object_type in self.spec.objects:
-                if self.should_stop():
+                finished = (
+                    not self.should_stop()
+                    and _ObjectPass(self, object_type, report, dry_run, allow_mass_delete).run()
+                )
+                if not finished:
                     status = "interrupted"
                     break
-                _ObjectPass(self, object_type, report, dry_run, allow_mass_delete).run()
-            else:
-                status = "succeeded"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except BaseException:
+            status = "failed"
+            raise
         finally:
             report.failures = list(self.failed.values())
             if status == "succeeded" and (report.failures or report.errors):
@@ -237,7 +245,8 @@ class _ObjectPass:
 
     # ------------------------------------------------------------------ the pass
 
-    def run(self) -> None:
+    def run(self) -> bool:
+        """Sync this object type; False when asked to stop before the end."""
         with self.db.connect() as conn:
             self.stale, self.stale_rows = store.load_pending(conn, self.sync, self.object_type)
             self.failures = store.open_failures(conn, self.sync, self.object_type)
@@ -262,8 +271,9 @@ class _ObjectPass:
                 if self.engine.should_stop():
                     # The cursors stay where they were: the next run reads again what this
                     # one did not reconcile, and the echoes of what it did are skipped.
-                    return
+                    return False
             self._advance_cursors()
+            return True
 
     # ------------------------------------------------------------------ 1. read
 

@@ -560,3 +560,19 @@ def test_matching_spilled_to_disk_gives_the_same_outcome(
         [ann] = h.records(system, "contacts")
         assert ann["jobtitle"] == "CTO"
     assert len(h.records("c", "contacts")) == 2
+
+
+def test_a_stop_during_the_last_object_type_is_reported_as_interrupted(db: Engine):
+    h = Harness(db, objects=("contacts",), page_size=10)
+    for i in range(35):
+        h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
+    calls = {"n": 0}
+
+    def stop_after_a_page() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    report = h.run(should_stop=stop_after_a_page)
+    assert report.status == "interrupted"
+    with db.connect() as conn:
+        assert conn.execute(select(runs.c.status)).scalar_one() == "interrupted"
