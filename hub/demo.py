@@ -14,7 +14,9 @@ CRM and their domain in the other, a malformed email, and a duplicate inside one
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -255,16 +257,28 @@ def run_demo(directory: Path, console: Console) -> list[RunReport]:
 
     third = run_sync(db, config)[-1]
     console.print(f"\n[bold]4. Third sync[/bold]: {third.writes} writes — the CRMs agree.")
+    crmhub = _crmhub_command()
     cfg = f"--config {config_path}"
     console.print(
         "\n[bold]Where to look next[/bold]\n"
-        f"  crmhub log {cfg}                      every write, link and conflict, with why\n"
-        f"  crmhub log {cfg} --action conflict    the conflict and who won\n"
-        f"  crmhub conflicts list --all {cfg}     conflicts, settled and open\n"
-        f"  crmhub failed list {cfg}              the malformed email and the duplicate\n"
-        f"  crmhub status {cfg}                   the runs\n"
+        f"  {crmhub} log {cfg}                      every write, link and conflict, with why\n"
+        f"  {crmhub} log {cfg} --action conflict    the conflict and who won\n"
+        f"  {crmhub} conflicts list --all {cfg}     conflicts, settled and open\n"
+        f"  {crmhub} failed list {cfg}              the malformed email and the duplicate\n"
+        f"  {crmhub} status {cfg}                   the runs\n"
     )
     return reports
+
+
+def _crmhub_command() -> str:
+    """How the user runs crmhub: after `make demo` it is in .venv/bin, not on PATH."""
+    if shutil.which("crmhub"):
+        return "crmhub"
+    script = Path(sys.executable).parent / "crmhub"
+    if not script.exists():
+        return "crmhub"
+    relative = os.path.relpath(script)
+    return relative if not relative.startswith("..") else str(script)
 
 
 def _summary(console: Console, report: RunReport) -> None:

@@ -444,10 +444,27 @@ def record_dead_letter(
         )
         return
     existing = conn.execute(
-        select(dead_letters.c.id, dead_letters.c.attempts).where(
-            identity, dead_letters.c.status.in_(("open", "parked"))
-        )
+        select(
+            dead_letters.c.id,
+            dead_letters.c.attempts,
+            dead_letters.c.payload,
+            dead_letters.c.reason,
+            dead_letters.c.next_attempt_at,
+        ).where(identity, dead_letters.c.status.in_(("open", "parked")))
     ).first()
+    if (
+        existing is not None
+        and existing.payload == payload
+        and existing.reason == reason
+        and existing.next_attempt_at is not None
+        and existing.next_attempt_at > now
+    ):
+        # The same failure seen again before its retry is due (the overlap window re-reads
+        # it): not another attempt, or a record would be parked after a few ordinary runs.
+        conn.execute(
+            update(dead_letters).where(dead_letters.c.id == existing.id).values(last_seen=now)
+        )
+        return
     if existing is None:
         conn.execute(
             insert(dead_letters).values(

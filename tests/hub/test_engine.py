@@ -576,3 +576,17 @@ def test_a_stop_during_the_last_object_type_is_reported_as_interrupted(db: Engin
     assert report.status == "interrupted"
     with db.connect() as conn:
         assert conn.execute(select(runs.c.status)).scalar_one() == "interrupted"
+
+
+def test_re_reading_a_failed_record_in_the_overlap_window_is_not_another_attempt(db: Engine):
+    h = Harness(db)
+    bad = h.stores["a"].create("contacts", {"firstname": "Bad"})
+    bad.fields["email"] = "bad@@x"
+    for _ in range(3):
+        h.run()  # each run re-reads the record: it is inside the overlap window
+    [failed] = admin.list_failed(db)
+    assert failed["attempts"] == 1
+    admin.retry_failed(db, [failed["id"]])
+    h.run()
+    [failed] = admin.list_failed(db)
+    assert failed["attempts"] == 2
