@@ -100,7 +100,9 @@ class PageLedger:
 
     def _base(self, plan: Plan, page: store.PageWrites, now: datetime) -> None:
         cid = plan.canonical_id
-        digest = content_hash(plan.values)
+        only = next(iter(plan.versions.values())) if len(plan.versions) == 1 else None
+        # A record new from one system is that system's version: its hash is known already.
+        digest = only.hash if only and only.values == plan.values else content_hash(plan.values)
         if plan.base is None:
             if plan.deleted:
                 return

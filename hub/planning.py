@@ -126,6 +126,8 @@ class WritePlanner:
                 changes,
                 reason=self.origin(plan, ()),
             )
+        if version is not None and view == version.values:
+            return None  # the common case, decided without hashing
         view_hash = content_hash(view)
         if view_hash == current_hash:
             return None
