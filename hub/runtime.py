@@ -3,8 +3,8 @@
 Public entry points: :func:`build_engine`, :func:`build_runtimes`, :func:`sync_spec`,
 :func:`field_map_for`, :func:`run_sync`.
 
-This is the one place where configuration meets code: the CLI, the demo, the scheduler and the
-workers all start a run through :func:`run_sync`, so they behave the same.
+This is the one place where configuration meets code: the CLI and the demo start every run
+through :func:`run_sync`, and the scheduler and workers to come should too, so all behave alike.
 """
 
 from __future__ import annotations
