@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -242,6 +243,8 @@ class _ObjectPass:
         self.stale_rows: list[int] = []
         self.failures: dict[tuple[str, str, str], int] = {}
         self.deletes_seen: Counter[str] = Counter()
+        self._id_prefix = f"{time.time_ns() // 1_000_000:012x}{os.urandom(6).hex()}"
+        self._ids_made = 0
 
     # ------------------------------------------------------------------ the pass
 
@@ -451,6 +454,16 @@ class _ObjectPass:
 
     # ------------------------------------------------------------------ 2. identify
 
+    def _new_id(self) -> str:
+        """A new canonical id: 32 hex digits, increasing within a pass.
+
+        Time first, then a random per-pass prefix, then a counter: unique without coordination,
+        and ordered, so the indexes on canonical ids grow at their end rather than at random
+        places (a uuid4 made the state database's inserts a quarter slower).
+        """
+        self._ids_made += 1
+        return f"{self._id_prefix}{self._ids_made:08x}"
+
     def _identify(self, spool: Spool) -> None:
         # Up to this many unlinked records the matcher's groups stay in memory (tens of MB at
         # most); beyond, they live in the spool so memory stays flat however large the account.
@@ -482,7 +495,7 @@ class _ObjectPass:
                 assert staged.system is not None
                 assert staged.remote_id is not None
                 outcome = matcher.assign(
-                    staged.system, staged.remote_id, keys[staged.seq], uuid.uuid4().hex
+                    staged.system, staged.remote_id, keys[staged.seq], self._new_id()
                 )
                 if outcome.duplicate_of is not None:
                     duplicates.append(staged.seq)
