@@ -54,6 +54,7 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="Config file (else $CRMHUB_CONFIG, else ./crmhub.yaml)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+SyncFilter = Annotated[str | None, typer.Option("--sync", help="Only this sync.")]
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -313,7 +314,7 @@ def _when(text: str | None, option: str) -> datetime | None:
 
 @app.command("log")
 def log_command(
-    sync_name: Annotated[str | None, typer.Option("--sync", help="Only this sync.")] = None,
+    sync_name: SyncFilter = None,
     system: Annotated[str | None, typer.Option(help="Only this system.")] = None,
     object_type: Annotated[
         str | None, typer.Option("--object", help="companies, contacts or deals.")
@@ -388,7 +389,7 @@ def _short(value: Any) -> str:
 
 @conflicts_app.command("list")
 def conflicts_list(
-    sync_name: Annotated[str | None, typer.Option("--sync", help="Only this sync.")] = None,
+    sync_name: SyncFilter = None,
     include_settled: Annotated[
         bool, typer.Option("--all", help="Also conflicts a policy settled.")
     ] = False,
@@ -457,7 +458,7 @@ def conflicts_resolve(
 
 @failed_app.command("list")
 def failed_list(
-    sync_name: Annotated[str | None, typer.Option("--sync", help="Only this sync.")] = None,
+    sync_name: SyncFilter = None,
     include_closed: Annotated[
         bool, typer.Option("--all", help="Also resolved and discarded ones.")
     ] = False,
