@@ -127,12 +127,16 @@ class SyncEngine:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.should_stop = should_stop or (lambda: False)
         self.failed: dict[str, SystemFailure] = {}
+        self._dry_run = False
+        self._lease_renewed = time.monotonic()
 
     # ------------------------------------------------------------------ run
 
     def run(self, *, dry_run: bool = False, allow_mass_delete: bool = False) -> RunReport:
         now = self.clock()
         report = RunReport(self.spec.name, None, dry_run, now)
+        self._dry_run = dry_run
+        self._lease_renewed = time.monotonic()
         if not dry_run:
             with self.db.begin() as conn:
                 if not store.acquire_lease(conn, self.spec.name, self.owner, now, LEASE_TTL):
@@ -185,6 +189,16 @@ class SyncEngine:
                 conn, report.run_id, report.status, counts, error or None, report.finished_at
             )
             store.release_lease(conn, self.spec.name, self.owner)
+
+    def keep_lease(self) -> None:
+        """Renew the lease during long reads, well before it expires (page commits renew it
+        too); a lease another process took in between stops this run."""
+        if self._dry_run or time.monotonic() - self._lease_renewed < LEASE_TTL.total_seconds() / 3:
+            return
+        with self.db.begin() as conn:
+            if not store.renew_lease(conn, self.spec.name, self.owner, self.clock(), LEASE_TTL):
+                raise LeaseHeldError(f"sync {self.spec.name!r}: lost the lease to another process")
+        self._lease_renewed = time.monotonic()
 
     def fail_system(self, system: str, error: ConnectorError) -> None:
         if system not in self.failed:
@@ -297,6 +311,7 @@ class _ObjectPass:
                     high = record.modified_at
             read += len(page.records)
             self._progress("read", name, read, None)
+            self.engine.keep_lease()
             token = page.next_token
             if not token:
                 break

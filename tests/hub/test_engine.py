@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +12,7 @@ from sqlalchemy import Engine, event, func, select
 from connectors.errors import AuthError, RecordRejected
 from hub import admin
 from hub.engine import LeaseHeldError, MassDeleteError
-from hub.tables import audit_entries, conflicts, dead_letters, links, runs
+from hub.tables import audit_entries, conflicts, dead_letters, leases, links, runs
 from tests.hub.harness import Harness
 
 
@@ -590,3 +591,31 @@ def test_re_reading_a_failed_record_in_the_overlap_window_is_not_another_attempt
     h.run()
     [failed] = admin.list_failed(db)
     assert failed["attempts"] == 2
+
+
+def test_a_lease_taken_over_during_a_long_read_stops_the_run_before_any_write(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("hub.engine.LEASE_TTL", timedelta(0))  # renew at every page
+    h = Harness(db, store_page_size=10)
+    for i in range(30):
+        h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
+    reads = {"n": 0}
+
+    def another_process_takes_the_lease(operation: str, object_type: str) -> None:
+        if operation == "read_changes" and object_type == "contacts":
+            reads["n"] += 1
+            if reads["n"] == 2:
+                with db.begin() as conn:
+                    conn.execute(
+                        sa.update(leases).values(
+                            owner="elsewhere", expires_at=datetime(2100, 1, 1, tzinfo=UTC)
+                        )
+                    )
+
+    h.connectors["a"].before_call = another_process_takes_the_lease
+    with pytest.raises(LeaseHeldError, match="lost the lease"):
+        h.run()
+    assert h.records("b", "contacts") == []
+    assert reads["n"] == 2  # stopped at once, not after reading everything
+    assert h.stores["b"].calls.get("read_changes", 0) == 0
