@@ -597,7 +597,7 @@ def test_a_lease_taken_over_during_a_long_read_stops_the_run_before_any_write(
     db: Engine, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr("hub.engine.LEASE_TTL", timedelta(0))  # renew at every page
-    h = Harness(db, store_page_size=10)
+    h = Harness(db, objects=("contacts",), store_page_size=10)
     for i in range(30):
         h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
     reads = {"n": 0}
