@@ -354,7 +354,7 @@ def test_401_twice_is_auth_error_naming_the_system(rsps: responses.RequestsMock)
 
 def test_static_token_refused_says_create_a_new_one(rsps: responses.RequestsMock) -> None:
     rsps.get(CONTACTS, status=401, json={"message": "Authentication credentials not found."})
-    http, _ = client(auth=BearerToken("test-pat-static-token"))
+    http, _ = client(auth=BearerToken("pat-test-static-token"))
 
     with pytest.raises(AuthError, match="create a new one") as raised:
         http.get("/crm/v3/objects/contacts")
@@ -470,7 +470,7 @@ def test_credentials_never_appear_in_messages_or_logs(
     rsps: responses.RequestsMock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    token = "test-pat-0123456789abcdef-SECRET"
+    token = "pat-test-0123456789abcdef-SECRET"
     webhook = "wh0oksecretcode"
     base = f"https://portal.example.com/rest/1/{webhook}"
     echo = {"message": f"token {token} refused for auth=query-secret-999 via {webhook}"}

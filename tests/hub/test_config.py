@@ -93,7 +93,7 @@ def stand_in_loader(name: str) -> Any:
         raise UnknownConnectorError(name, sorted(STAND_INS)) from None
 
 
-TOKEN = "test-pat-0123456789abcdef"
+TOKEN = "pat-test-0123456789abcdef"
 TWO_MEMORY = """\
 systems:
   a: {connector: memory}
@@ -668,7 +668,7 @@ def test_bad_delete_policy_fraction_and_overlap(folder: Path) -> None:
 # ----------------------------------------------------------------------------- secrets
 
 
-SECRET = "test-pat-do-not-leak-9f8e7d6c"
+SECRET = "pat-test-do-not-leak-9f8e7d6c"
 
 
 @pytest.mark.parametrize(
