@@ -246,9 +246,6 @@ class _ObjectPass:
             self.spec.deletes,
             report.count,
         )
-        self.coverage = self.planner.coverage
-        self.writable = self.planner.writable
-        self.references = self.planner.references
         self.rules = tuple(self.spec.match.get(object_type, ()))
         self.high_water: dict[str, datetime | None] = {}
         self._remote_refs: dict[str, dict[str, dict[str, str]]] = {}
@@ -330,32 +327,16 @@ class _ObjectPass:
         self.report.count(self.object_type, name, "read", len(records))
         if not records:
             return
+        # One read connection for the page: its links, then its references.
         with self.db.connect() as conn:
             known = store.links_by_remote(
                 conn, self.sync, self.object_type, name, [record.id for record in records]
             )
-        mapped: list[tuple[RemoteRecord, dict[str, Any]]] = []
-        for record in records:
-            link = known.get(record.id)
-            if link is not None and link.remote_modified_at == record.modified_at:
-                # The very version we last saw or wrote (the overlap window re-reads it, and
-                # our own writes come back once): the cheap token says nothing changed.
-                self.report.count(self.object_type, name, "unchanged")
-                continue
-            try:
-                values = runtime.fieldmap.to_canonical(
-                    self.object_type, record.fields, default_region=runtime.phone_region
-                )
-            except MappingError as exc:
-                self._dead_letter(
-                    name, "map", str(exc), remote_id=record.id, payload=dict(record.fields)
-                )
-                continue
-            mapped.append((record, values))
+            mapped = self._map_page(runtime, records, known)
+            if mapped:
+                self._refs_to_canonical(conn, name, [values for _, values in mapped])
         if not mapped:
             return
-        with self.db.connect() as conn:
-            self._refs_to_canonical(conn, name, [values for _, values in mapped])
         rows = []
         for record, values in mapped:
             digest = content_hash(values)
@@ -383,6 +364,34 @@ class _ObjectPass:
         if fixed and not self.dry_run:
             with self.db.begin() as conn:
                 store.close_failures(conn, fixed)
+
+    def _map_page(
+        self,
+        runtime: SystemRuntime,
+        records: Sequence[RemoteRecord],
+        known: Mapping[str, store.Link],
+    ) -> list[tuple[RemoteRecord, dict[str, Any]]]:
+        """Map the records whose version is new to us; dead-letter those that cannot be."""
+        name = runtime.name
+        mapped: list[tuple[RemoteRecord, dict[str, Any]]] = []
+        for record in records:
+            link = known.get(record.id)
+            if link is not None and link.remote_modified_at == record.modified_at:
+                # The very version we last saw or wrote (the overlap window re-reads it, and
+                # our own writes come back once): the cheap token says nothing changed.
+                self.report.count(self.object_type, name, "unchanged")
+                continue
+            try:
+                values = runtime.fieldmap.to_canonical(
+                    self.object_type, record.fields, default_region=runtime.phone_region
+                )
+            except MappingError as exc:
+                self._dead_letter(
+                    name, "map", str(exc), remote_id=record.id, payload=dict(record.fields)
+                )
+                continue
+            mapped.append((record, values))
+        return mapped
 
     def _stage_deletes(self, system: str, records: Sequence[RemoteRecord], spool: Spool) -> None:
         if not records:
@@ -440,7 +449,7 @@ class _ObjectPass:
 
     def _refs_to_canonical(self, conn: Any, system: str, batch: list[dict[str, Any]]) -> None:
         """Replace the vendor ids in reference fields by canonical ids, through the links."""
-        for ref_field, target in self.references.items():
+        for ref_field, target in self.planner.references.items():
             remote_ids: set[str] = set()
             for values in batch:
                 value = values.get(ref_field)
@@ -649,7 +658,7 @@ class _ObjectPass:
             self.object_type,
             base.values if base else None,
             list(versions.values()),
-            self.coverage,
+            self.planner.coverage,
             linked_times,
             self.spec.policy,
             resolutions,
@@ -669,7 +678,7 @@ class _ObjectPass:
     def _canonical_refs_to_remote(self, plans: list[Plan]) -> dict[str, dict[str, dict[str, str]]]:
         """For each referenced canonical id: system → remote id, one query per target type."""
         result: dict[str, dict[str, dict[str, str]]] = {}
-        for ref_field, target in self.references.items():
+        for ref_field, target in self.planner.references.items():
             ids: set[str] = set()
             for plan in plans:
                 for values in (plan.values, plan.base.values if plan.base else {}):
@@ -743,7 +752,7 @@ class _ObjectPass:
             page.done.add((write.canonical_id, write.system))
             fields = sorted(
                 name
-                for name in self.writable[write.system]
+                for name in self.planner.writable[write.system]
                 if write.view.get(name) != values.get(name)
             )
             if fields:
@@ -775,7 +784,7 @@ class _ObjectPass:
         for rule in self.rules:
             for name in rule:
                 value = view.get(name)
-                if value is None or name in self.references:
+                if value is None or name in self.planner.references:
                     continue
                 vendor_field = fieldmap.vendor_field(self.object_type, name)
                 if vendor_field is None:

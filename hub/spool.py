@@ -100,19 +100,6 @@ class Spool:
             raise
         self._db.execute("COMMIT")
 
-    def add(
-        self,
-        system: str,
-        remote_id: str,
-        modified_at: datetime,
-        values: dict[str, Any] | None,
-        hash_: str | None,
-        canonical_id: str | None,
-        *,
-        deleted: bool = False,
-    ) -> None:
-        self.add_many([(system, remote_id, modified_at, values, hash_, canonical_id, deleted)])
-
     def add_many(
         self,
         rows: Iterable[
