@@ -29,12 +29,18 @@ VendorFields = Mapping[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class RemoteRecord:
-    """One vendor record as read: its id, its modified time and its vendor-named fields."""
+    """One vendor record as read: its id, its modified time and its vendor-named fields.
+
+    ``merged_ids`` lists the ids of records the vendor merged into this one (HubSpot's
+    ``hs_merged_object_ids``, Zoho's merge): the hub moves their links here instead of creating
+    a duplicate.
+    """
 
     id: str
     modified_at: datetime
     fields: VendorFields
     deleted: bool = False
+    merged_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
