@@ -302,19 +302,23 @@ class TokenIssuer:
 
 
 class CallLog:
-    """Every request the sandbox answered (faults included), by route and by second."""
+    """Every request the sandbox answered (faults included): by route, status and second."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_route: Counter[str] = Counter()
+        self.by_status: Counter[int] = Counter()
         self.by_second: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
 
-    def record(self, method: str, path: str, fault: Fault | None) -> None:
+    def record(self, method: str, path: str, status: int | None, fault: Fault | None) -> None:
+        """Count one request; ``status`` None when the connection was dropped."""
         route = f"{method} {path}"
         with self._lock:
             self.by_route[route] += 1
             self.by_second[int(time.time())] += 1
+            if status is not None:
+                self.by_status[status] += 1
             if fault is not None:
                 self.faults[fault.value] += 1
 
@@ -342,6 +346,7 @@ class CallLog:
     def reset(self) -> None:
         with self._lock:
             self.by_route.clear()
+            self.by_status.clear()
             self.by_second.clear()
             self.faults.clear()
 
@@ -443,7 +448,15 @@ class Sandbox:
         if self.options.latency_ms:
             time.sleep(self.options.latency_ms / 1000)
         fault = self._fault_for(request)
-        self.calls.record(request.method, request.path, fault)
+        response, fault = self._answer(request, fault)
+        self.calls.record(
+            request.method, request.path, response.status if response else None, fault
+        )
+        return response, fault
+
+    def _answer(
+        self, request: ApiRequest, fault: Fault | None
+    ) -> tuple[ApiResponse | None, Fault | None]:
         if fault is None:
             return self._handled(request), None
         if fault in (Fault.SERVER_ERROR, Fault.RATE_LIMIT):
