@@ -414,10 +414,12 @@ class Sandbox:
         self._server.serve_forever(poll_interval=0.2)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop serving and release the port (from any thread, after start or serve_forever)."""
         if self._thread is not None:
+            self._server.shutdown()
             self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> Sandbox:
         self.start()
@@ -553,8 +555,13 @@ def sandbox_vendors() -> list[str]:
     return sorted(ep.name for ep in entry_points(group=SANDBOX_GROUP))
 
 
-def load_sandbox(vendor: str, options: SandboxOptions | None = None, port: int = 0) -> Sandbox:
-    """A :class:`Sandbox` of ``vendor``'s emulator, seeded as ``options`` say (not started)."""
+def load_sandbox(
+    vendor: str, options: SandboxOptions | None = None, *, port: int = 0, host: str = LOOPBACK
+) -> Sandbox:
+    """A :class:`Sandbox` of ``vendor``'s emulator, seeded as ``options`` say (not started).
+
+    Raises ConnectorConfigError for an unknown vendor and OSError when the port is taken.
+    """
     options = options or SandboxOptions()
     found = [ep for ep in entry_points(group=SANDBOX_GROUP) if ep.name == vendor]
     if not found:
@@ -564,4 +571,4 @@ def load_sandbox(vendor: str, options: SandboxOptions | None = None, port: int =
     api = factory(options)
     if options.records:
         api.seed_records(options.records, options.seed)
-    return Sandbox(api, options, port=port)
+    return Sandbox(api, options, host=host, port=port)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -564,6 +565,82 @@ def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None
                 f"{mark} {r['system']} ({r['connector']})" + ("" if r["ok"] else f": {r['error']}")
             )
     raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------------- sandbox
+
+
+@app.command()
+def sandbox(
+    vendor: Annotated[
+        str, typer.Argument(help="Which vendor's API to emulate: hubspot, zoho, ...")
+    ],
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free port).")] = 0,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; loopback unless you mean otherwise.")
+    ] = "127.0.0.1",
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", help="Seed the account with N contacts (and N/10 companies, N/5 deals)."
+        ),
+    ] = 100,
+    random_seed: Annotated[
+        int, typer.Option("--random-seed", help="Makes the data and the random faults repeatable.")
+    ] = 0,
+    latency_ms: Annotated[
+        float, typer.Option("--latency-ms", help="Delay added to every answer.")
+    ] = 0.0,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--rate-limit", help="Requests per second the vendor allows (default: its own budget)."
+        ),
+    ] = None,
+    fault_rate: Annotated[
+        float,
+        typer.Option(
+            "--fault-rate",
+            help="Share of requests answered with a fault: 5xx, 429, reset, HTML, cut-off JSON.",
+        ),
+    ] = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Serve a local emulator of a vendor's API, to try crmhub without an account."""
+    from connectors.sandbox import SandboxOptions, load_sandbox
+
+    try:
+        options = SandboxOptions(
+            records=seed,
+            seed=random_seed,
+            latency_ms=latency_ms,
+            rate_limit=rate_limit,
+            fault_rate=fault_rate,
+        )
+    except ValueError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    with _errors_to_exit_codes():
+        try:
+            server = load_sandbox(vendor, options, port=port, host=host)
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_CONFIG)
+    system = server.connector_settings()
+    if as_json:
+        _print_json({"vendor": vendor, "url": server.url, "system": system})
+    else:
+        err.print(
+            f"{vendor} sandbox on {server.url}: {seed:,} contacts; Ctrl-C stops it.\n"
+            "Its credentials are the sandbox's own. A crmhub.yaml system for it:",
+            markup=False,
+        )
+        out.print(yaml.safe_dump({"systems": {f"{vendor}-sandbox": system}}, sort_keys=False))
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 # --------------------------------------------------------------------------- demo

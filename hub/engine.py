@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -327,6 +327,18 @@ class _ObjectPass:
         self.report.count(self.object_type, name, "read", len(records))
         if not records:
             return
+        merges = {record.id: record.merged_ids for record in records if record.merged_ids}
+        if merges and not self.dry_run:
+            with self.db.begin() as conn:
+                store.follow_merges(
+                    conn,
+                    self.sync,
+                    self.object_type,
+                    name,
+                    merges,
+                    self.report.run_id,
+                    self.engine.clock(),
+                )
         # One read connection for the page: its links, then its references.
         with self.db.connect() as conn:
             known = store.links_by_remote(
@@ -597,6 +609,10 @@ class _ObjectPass:
         self._execute(writes, written, now)
         with self.db.begin() as conn:
             store.commit_page(conn, self.sync, self.object_type, written)
+            for system, merges in sorted(written.merges.items()):
+                store.follow_merges(
+                    conn, self.sync, self.object_type, system, merges, self.run_id, now
+                )
             if intents_row is not None:
                 owed = [i for i in intents if (i[0], i[1]) not in written.done]
                 store.settle_pending(conn, intents_row, owed)
@@ -654,10 +670,20 @@ class _ObjectPass:
             for system, link in links.items()
             if system not in new_links
         }
+        merged_from = list(versions.values())
+        if base is not None:
+            # A capped list (Zoho's one contact per deal) read back as written is no change.
+            merged_from = [
+                replace(version, values=widened)
+                if (widened := self.planner.widened(version.system, version.values, base.values))
+                is not version.values
+                else version
+                for version in merged_from
+            ]
         result: MergeResult = merge_record(
             self.object_type,
             base.values if base else None,
-            list(versions.values()),
+            merged_from,
             self.planner.coverage,
             linked_times,
             self.spec.policy,
@@ -897,6 +923,12 @@ class _ObjectPass:
             return
         remote_id = result.remote_id or write.remote_id
         assert remote_id is not None
+        if write.kind == "update" and write.remote_id and remote_id != write.remote_id:
+            # The vendor merged the record and answered for the survivor: the link follows it
+            # (or is detached when the survivor is linked already) when the page commits.
+            page.merges.setdefault(system, {}).setdefault(remote_id, []).append(write.remote_id)
+            self.report.count(self.object_type, system, "updated")
+            return
         row = self.ledger.link_row(
             cid, system, remote_id, result.modified_at, write.view_hash, "created by crmhub", now
         )

@@ -68,6 +68,23 @@ class WritePlanner:
             name: fieldmap.writable_fields(object_type) for name, fieldmap in fieldmaps.items()
         }
         self.references = REFERENCE_FIELDS.get(object_type, {})
+        self.limits = {name: fieldmap.limits(object_type) for name, fieldmap in fieldmaps.items()}
+
+    def widened(self, system: str, values: Mapping[str, Any], base: Mapping[str, Any]) -> Any:
+        """``values`` as read from ``system``, with each capped list that holds exactly what the
+        hub wrote there (the base's first ids) read as the base's whole list: a vendor that
+        holds one contact per deal has not removed the others. Returns ``values`` itself when
+        nothing is widened."""
+        limits = self.limits.get(system)
+        if not limits:
+            return values
+        widened: dict[str, Any] | None = None
+        for name, limit in limits.items():
+            whole = base.get(name)
+            if isinstance(whole, list) and len(whole) > limit and values.get(name) == whole[:limit]:
+                widened = widened if widened is not None else dict(values)
+                widened[name] = whole
+        return widened if widened is not None else values
 
     def writes(
         self, plans: Iterable[Plan], targets: Sequence[str], remote_refs: RemoteRefs
@@ -183,6 +200,10 @@ class WritePlanner:
     ) -> dict[str, Any]:
         covered = self.coverage[system]
         view = {name: value for name, value in values.items() if name in covered}
+        for name, limit in self.limits[system].items():
+            value = view.get(name)
+            if isinstance(value, list) and len(value) > limit:
+                view[name] = value[:limit]
         for ref_field, target in self.references.items():
             value = view.get(ref_field)
             if value is None:

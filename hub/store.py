@@ -106,6 +106,74 @@ def links_by_remote(
     return found
 
 
+def follow_merges(
+    conn: Connection,
+    sync: str,
+    object_type: str,
+    system: str,
+    merges: Mapping[str, Sequence[str]],
+    run_id: int | None,
+    now: datetime,
+) -> int:
+    """Move links off records the vendor merged away (``survivor id → absorbed ids``).
+
+    When the survivor has no link yet, the first absorbed record's link moves to it, so the
+    survivor is known as that canonical record and no duplicate is created elsewhere. Every
+    other absorbed record's link is detached: the vendor holds no copy of it any more, and
+    writing it back would undo the merge. Each move is audited. Returns the links touched.
+    """
+    absorbed = sorted({lost for ids in merges.values() for lost in ids})
+    lost_links = links_by_remote(conn, sync, object_type, system, absorbed)
+    if not lost_links:
+        return 0
+    survivors = links_by_remote(conn, sync, object_type, system, sorted(merges))
+    touched = 0
+    for survivor, ids in sorted(merges.items()):
+        linked = sorted(
+            (lost_links[lost] for lost in ids if lost in lost_links and lost != survivor),
+            key=lambda link: link.canonical_id,
+        )
+        for position, link in enumerate(linked):
+            moved = position == 0 and survivor not in survivors
+            where = (
+                links.c.sync == sync,
+                links.c.object_type == object_type,
+                links.c.system == system,
+                links.c.remote_id == link.remote_id,
+            )
+            if moved:
+                # The stale version makes the next read of the survivor merge it normally.
+                values: dict[str, Any] = {
+                    "remote_id": survivor,
+                    "remote_modified_at": None,
+                    "remote_hash": "",
+                    "updated_at": now,
+                }
+                survivors[survivor] = link
+            else:
+                values = {"detached": True, "updated_at": now}
+            conn.execute(update(links).where(*where).values(**values))
+            reason = f"{system} merged record {link.remote_id} into {survivor}: " + (
+                "the link follows the surviving record" if moved else "link detached"
+            )
+            conn.execute(
+                insert(audit_entries).values(
+                    at=now,
+                    run_id=run_id,
+                    sync=sync,
+                    system=system,
+                    object_type=object_type,
+                    remote_id=survivor if moved else link.remote_id,
+                    canonical_id=link.canonical_id,
+                    action="relink" if moved else "detach",
+                    changes={"remote_id": [link.remote_id, survivor]} if moved else None,
+                    reason=reason,
+                )
+            )
+            touched += 1
+    return touched
+
+
 def links_by_canonical(
     conn: Connection, sync: str, object_type: str, canonical_ids: Iterable[str]
 ) -> dict[str, dict[str, Link]]:
@@ -550,6 +618,9 @@ class PageWrites:
     applied_conflicts: list[int] = field(default_factory=list)
     superseded_conflicts: list[int] = field(default_factory=list)
     resolved_failures: list[int] = field(default_factory=list)  # dead letters that went through
+    # Updates the vendor answered under another id (it had merged the record): system →
+    # surviving id → ids it absorbed; committed through follow_merges.
+    merges: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # Bookkeeping only (not written): (canonical id, system) pairs whose write reached an
     # outcome, so the page's intents row keeps just what is still owed.
     done: set[tuple[str, str]] = field(default_factory=set)

@@ -27,7 +27,9 @@ Field keys: ``field`` (required), ``transform`` (a name in :data:`mappings.trans
 default ``string``, or ``list`` for a multi-reference), ``direction``, ``ref`` and ``many`` (a
 reference field's target type and plurality; inferred from the schema when left out, checked
 when given), ``values`` (vendor value → canonical value, matched case-insensitively; a canonical
-``null`` reads as blank), ``prefer`` (canonical value → the vendor value written back; default
+``null`` reads as blank), ``limit`` (a list of references whose vendor field holds at most
+that many ids: the first ones are written, and reading back that prefix is no change),
+``prefer`` (canonical value → the vendor value written back; default
 the first vendor value listed for it) and ``unknown`` (what a vendor value missing from
 ``values`` becomes on read: ``error``, ``keep`` it as is, or ``blank``; on write, a canonical
 value with no vendor value is written as is under ``keep`` and is an error otherwise).
@@ -73,6 +75,7 @@ _FIELD_KEYS: Final = (
     "values",
     "prefer",
     "unknown",
+    "limit",
 )
 _DIRECTIONS: Final = ("read", "write", "both")
 _UNKNOWN_POLICIES: Final = ("error", "keep", "blank")
@@ -104,6 +107,8 @@ class FieldSpec:
     prefer: Mapping[CanonicalScalar, str] | None = None
     """Canonical value → vendor value written back, for every canonical value in ``values``."""
     unknown: str = "error"
+    limit: int | None = None
+    """For a list of references: the most the vendor field holds (Zoho's one Contact_Name)."""
     listed: tuple[str, ...] = ()
     """The vendor values of ``values`` as spelled in the map, for messages."""
     vendor_path: tuple[str, ...] = field(init=False)
@@ -240,6 +245,11 @@ def _compile(object_type: str, canonical: str, defn: _FieldDef) -> FieldSpec:
         raise _problem(
             defn, "unknown", f"must be one of {', '.join(_UNKNOWN_POLICIES)}, not {unknown!r}"
         )
+    limit = raw.get("limit")
+    if limit is not None and (not many or not isinstance(limit, int) or limit < 1):
+        raise _problem(
+            defn, "limit", f"applies to a list of references, as a positive count, not {limit!r}"
+        )
     return FieldSpec(
         object_type=object_type,
         canonical=canonical,
@@ -251,6 +261,7 @@ def _compile(object_type: str, canonical: str, defn: _FieldDef) -> FieldSpec:
         values=values,
         prefer=prefer,
         unknown=unknown,
+        limit=limit,
         listed=listed,
     )
 
@@ -496,6 +507,10 @@ class FieldMap:
     def reference_fields(self, object_type: str) -> dict[str, str]:
         """Mapped reference fields of an object type → the object type each points at."""
         return dict(self._get(self._refs, object_type))
+
+    def limits(self, object_type: str) -> dict[str, int]:
+        """Lists of references the vendor holds only so many of → that count."""
+        return {s.canonical: s.limit for s in self.specs(object_type) if s.limit is not None}
 
     def project(self, object_type: str, flat: Mapping[str, Any]) -> dict[str, Any]:
         """``flat`` restricted to the canonical fields this vendor covers."""

@@ -180,7 +180,7 @@ class MemoryConnector:
 
 def _remote(stored: StoredRecord, fields: Sequence[str]) -> RemoteRecord:
     values = stored.fields if not fields else {k: stored.fields.get(k) for k in fields}
-    return RemoteRecord(stored.id, stored.modified_at, dict(values))
+    return RemoteRecord(stored.id, stored.modified_at, dict(values), merged_ids=stored.merged_ids)
 
 
 def _encode_token(record: StoredRecord) -> str:

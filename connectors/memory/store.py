@@ -92,6 +92,8 @@ class StoredRecord:
     id: str
     modified_at: datetime
     fields: dict[str, Any]
+    # Records merged into this one, as HubSpot's hs_merged_object_ids lists them.
+    merged_ids: tuple[str, ...] = ()
 
 
 class _ObjectTable:
@@ -103,7 +105,14 @@ class _ObjectTable:
         self.tombstones: SortedList = SortedList()
         # Emails are unique per account, as in HubSpot; the index keeps that check O(1).
         self.emails: dict[str, str] = {}
+        # Merged-away id → survivor id: like HubSpot, the old id still answers for the survivor.
+        self.merged_into: dict[str, str] = {}
         self.next_id = 1
+
+    def resolve(self, record_id: str) -> str:
+        while record_id in self.merged_into:
+            record_id = self.merged_into[record_id]
+        return record_id
 
     def put(self, record: StoredRecord) -> None:
         old = self.records.get(record.id)
@@ -189,7 +198,9 @@ class MemoryStore:
             return [(at, _unsort_id(key)) for at, key in table.tombstones.islice(start, None)]
 
     def get(self, object_type: str, record_id: str) -> StoredRecord | None:
-        return self._table(object_type).records.get(record_id)
+        """The record with this id, or the one it was merged into; None when there is none."""
+        table = self._table(object_type)
+        return table.records.get(table.resolve(record_id))
 
     def all(self, object_type: str) -> list[StoredRecord]:
         with self._lock:
@@ -227,6 +238,7 @@ class MemoryStore:
     def update(self, object_type: str, record_id: str, fields: Mapping[str, Any]) -> StoredRecord:
         with self._lock:
             table = self._table(object_type)
+            record_id = table.resolve(record_id)
             current = table.records.get(record_id)
             if current is None:
                 raise RecordRejected(
@@ -240,7 +252,7 @@ class MemoryStore:
                 raise RecordRejected(
                     f"Property {missing!r} is required", code="REQUIRED_FIELD", field=missing
                 )
-            record = StoredRecord(record_id, self._stamp(), merged)
+            record = StoredRecord(record_id, self._stamp(), merged, current.merged_ids)
             table.put(record)
             self._dirty = True
             return record
@@ -256,6 +268,33 @@ class MemoryStore:
             table.remove(record_id, deleted_at)
             self._dirty = True
             return deleted_at
+
+    def merge(self, object_type: str, survivor_id: str, absorbed_id: str) -> StoredRecord:
+        """Merge ``absorbed_id`` into ``survivor_id``, as a user merging duplicates in the UI.
+
+        The survivor keeps its values and takes the absorbed record's where it has none; the
+        absorbed record is deleted and listed in the survivor's ``merged_ids``.
+        """
+        with self._lock:
+            table = self._table(object_type)
+            survivor, absorbed = table.records.get(survivor_id), table.records.get(absorbed_id)
+            if survivor is None or absorbed is None or survivor_id == absorbed_id:
+                raise RecordRejected(
+                    f"cannot merge {object_type} {absorbed_id} into {survivor_id}",
+                    code="INVALID_MERGE",
+                )
+            stamp = self._stamp()
+            table.remove(absorbed_id, stamp)
+            table.merged_into[absorbed_id] = survivor_id
+            merged = StoredRecord(
+                survivor_id,
+                stamp,
+                {**absorbed.fields, **survivor.fields},
+                (*survivor.merged_ids, *absorbed.merged_ids, absorbed_id),
+            )
+            table.put(merged)
+            self._dirty = True
+            return merged
 
     def count_call(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
@@ -273,11 +312,13 @@ class MemoryStore:
                 name: {
                     "next_id": table.next_id,
                     "records": [
-                        [r.id, r.modified_at.isoformat(), r.fields] for r in table.records.values()
+                        [r.id, r.modified_at.isoformat(), r.fields, list(r.merged_ids)]
+                        for r in table.records.values()
                     ],
                     "tombstones": [
                         [at.isoformat(), _unsort_id(key)] for at, key in table.tombstones
                     ],
+                    "merged_into": table.merged_into,
                 }
                 for name, table in self._tables.items()
             }
@@ -298,8 +339,16 @@ class MemoryStore:
                     raise ValueError(f"unknown object type {name!r}")
                 table = self._tables[name]
                 table.next_id = int(table_data["next_id"])
-                for record_id, modified, fields in table_data["records"]:
-                    table.put(StoredRecord(record_id, datetime.fromisoformat(modified), fields))
+                for record_id, modified, fields, *merged in table_data["records"]:
+                    table.put(
+                        StoredRecord(
+                            record_id,
+                            datetime.fromisoformat(modified),
+                            fields,
+                            tuple(merged[0]) if merged else (),
+                        )
+                    )
+                table.merged_into = dict(table_data.get("merged_into", {}))
                 for deleted_at, record_id in table_data["tombstones"]:
                     table.tombstones.add((datetime.fromisoformat(deleted_at), _sort_id(record_id)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

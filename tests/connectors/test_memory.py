@@ -382,7 +382,7 @@ def test_after_write_sees_results_the_store_has_already_applied_and_saved(tmp_pa
 
     def hook(operation: str, object_type: str, results: Sequence[WriteResult]) -> None:
         on_disk = json.loads(path.read_text(encoding="utf-8"))
-        stored = [fields["firstname"] for _, _, fields in on_disk[object_type]["records"]]
+        stored = [record[2]["firstname"] for record in on_disk[object_type]["records"]]
         seen.append((operation, object_type, [r.remote_id for r in results], stored))
 
     crm.after_write = hook
@@ -393,3 +393,25 @@ def test_after_write_sees_results_the_store_has_already_applied_and_saved(tmp_pa
         ("create", "contacts", ["1", None], ["Ann"]),
         ("update", "contacts", ["1"], ["Anne"]),
     ]
+
+
+def test_a_merge_keeps_the_survivor_lists_the_absorbed_and_survives_a_restart(tmp_path: Path):
+    path = tmp_path / "crm.json"
+    crm = MemoryConnector("crm", MemorySettings(path=path))
+    [keep, lose] = crm.create(
+        "contacts",
+        [{"firstname": "Ann", "email": "ann@x.com"}, {"firstname": "Ann", "jobtitle": "CTO"}],
+    )
+    assert keep.remote_id and lose.remote_id
+    crm.store.merge("contacts", keep.remote_id, lose.remote_id)
+    crm.close()
+
+    again = MemoryConnector("crm", MemorySettings(path=path))
+    [survivor] = again.read("contacts", [lose.remote_id], [])
+    assert survivor.id == keep.remote_id  # the old id answers for the survivor
+    assert survivor.merged_ids == (lose.remote_id,)
+    assert survivor.fields["jobtitle"] == "CTO"  # filled from the absorbed record
+    [update] = again.update("contacts", [(lose.remote_id, {"jobtitle": "CEO"})])
+    assert update.remote_id == keep.remote_id
+    deleted = again.read_deletes("contacts", None, None).records
+    assert [record.id for record in deleted] == [lose.remote_id]

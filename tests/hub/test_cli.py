@@ -162,7 +162,8 @@ def test_an_unknown_connector_exits_2_naming_it_and_the_installed_ones(tmp_path:
     message = error_of(cli(config, "sync"), 2)
     assert "systems.a.connector" in message
     assert "'hubspott'" in message
-    assert "installed: memory" in message
+    assert "did you mean 'hubspot'?" in message
+    assert "memory" in message.split("installed:")[1]
     assert not (tmp_path / "state.db").exists()  # stopped before touching anything
 
 

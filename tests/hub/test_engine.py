@@ -13,6 +13,7 @@ from connectors.errors import AuthError, RecordRejected
 from hub import admin
 from hub.engine import LeaseHeldError, MassDeleteError
 from hub.tables import audit_entries, conflicts, dead_letters, leases, links, runs
+from mappings.fieldmap import load_default_map
 from tests.hub.harness import Harness
 
 
@@ -123,6 +124,28 @@ def test_references_are_translated_to_each_systems_own_ids(db: Engine):
     assert ann_b["company_id"] == acme_b
     assert sorted(deal_b["contact_ids"]) == sorted([ann_b["id"], bob_b["id"]])
     assert deal_b["company_id"] == acme_b
+
+
+def test_a_vendor_holding_one_contact_per_deal_gets_one_and_loses_none_elsewhere(db: Engine):
+    one_contact = load_default_map("memory").with_fields(
+        "deals", {"contacts": {"field": "contact_ids", "ref": "contacts", "limit": 1}}
+    )
+    h = Harness(db, fieldmaps={"b": one_contact})
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@acme.com")
+    bob = h.add("a", "contacts", firstname="Bob", email="bob@acme.com")
+    deal = h.add("a", "deals", dealname="Rockets", contact_ids=[ann, bob])
+    h.run()
+    deal_b = h.by("b", "deals", "dealname", "Rockets")
+    assert len(deal_b["contact_ids"]) == 1
+    assert h.run_without_writes().writes == 0
+
+    h.edit("b", "deals", deal_b["id"], amount="5000")
+    h.run()
+    [deal_a] = h.records("a", "deals")
+    assert deal_a["amount"] == "5000"
+    assert sorted(deal_a["contact_ids"]) == sorted([ann, bob])  # b's one contact removed none
+    assert h.stores["a"].get("deals", deal) is not None
+    assert h.run_without_writes().writes == 0
 
 
 def test_three_systems_converge_and_each_gets_what_it_lacks(db: Engine):
@@ -330,6 +353,63 @@ def test_duplicates_inside_one_system_are_reported_never_merged(db: Engine):
     [failed] = admin.list_failed(db)
     assert failed["stage"] == "duplicate"
     assert "same email" in failed["reason"]
+
+
+# --------------------------------------------------------------------------- vendor merges
+
+
+def test_a_vendor_merge_into_an_unlinked_record_moves_the_link_instead_of_duplicating(
+    db: Engine,
+):
+    h = Harness(db)
+    h.add("a", "contacts", firstname="Ann", lastname="Lee", email="ann@x.com")
+    h.run()
+    [linked] = h.stores["b"].all("contacts")
+    # Someone in b created the same person again, then merged the synced copy into it.
+    manual = h.add("b", "contacts", firstname="Ann", lastname="Lee", email="ann.lee@x.com")
+    h.stores["b"].merge("contacts", manual, linked.id)
+    h.run()
+    [in_a] = h.records("a", "contacts")
+    assert in_a["email"] == "ann.lee@x.com"  # the survivor's values, not a second Ann
+    [relinked] = _audit(db, action="relink")
+    assert relinked["remote_id"] == manual
+    assert relinked["changes"] == {"remote_id": [linked.id, manual]}
+    assert h.run_without_writes().writes == 0
+
+
+def test_a_vendor_merge_of_two_linked_records_detaches_the_absorbed_one(db: Engine):
+    h = Harness(db)
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.add("a", "contacts", firstname="Ann", email="ann.private@y.com")
+    h.run()
+    work = h.by("b", "contacts", "email", "ann@x.com")["id"]
+    private = h.by("b", "contacts", "email", "ann.private@y.com")["id"]
+    h.stores["b"].merge("contacts", work, private)
+    h.run()
+    # b keeps its merge: the absorbed record is never written back, a keeps both.
+    assert [r["email"] for r in h.records("b", "contacts")] == ["ann@x.com"]
+    assert len(h.records("a", "contacts")) == 2
+    [detached] = _audit(db, action="detach")
+    assert detached["remote_id"] == private
+    assert "merged record" in detached["reason"]
+    assert h.run_without_writes().writes == 0
+
+
+def test_an_update_answered_for_a_merged_survivor_moves_the_link(db: Engine):
+    h = Harness(db, {"a": "both", "b": "write"})
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.run()
+    [synced] = h.stores["b"].all("contacts")
+    survivor = h.add("b", "contacts", firstname="Ann", email="ann.lee@x.com")
+    h.stores["b"].merge("contacts", survivor, synced.id)
+    h.edit("a", "contacts", ann, jobtitle="CTO")
+    h.run()  # b is never read: only the update's answer tells of the merge
+    h.edit("a", "contacts", ann, jobtitle="CEO")
+    h.run()
+    [in_b] = h.records("b", "contacts")
+    assert in_b["jobtitle"] == "CEO"
+    [relinked] = _audit(db, action="relink")
+    assert relinked["remote_id"] == survivor
 
 
 # --------------------------------------------------------------------------- deletes

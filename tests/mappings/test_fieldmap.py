@@ -629,3 +629,19 @@ def test_as_dict_reloads_to_an_equivalent_map(memory):
     again = FieldMap.from_dict(memory.as_dict(), source="copy")
     record = {"dealname": "D", "dealstage": "contractsent", "amount": "10.50"}
     assert again.to_canonical("deals", record) == memory.to_canonical("deals", record)
+
+
+def test_a_limit_caps_a_list_of_references_and_nothing_else():
+    capped = load_default_map("memory").with_fields(
+        "deals", {"contacts": {"field": "contact_ids", "ref": "contacts", "limit": 1}}
+    )
+    assert capped.limits("deals") == {"contacts": 1}
+    assert load_default_map("memory").limits("deals") == {}
+    with pytest.raises(FieldMapError, match=r"deals\.fields\.company\.limit: applies to a list"):
+        load_default_map("memory").with_fields(
+            "deals", {"company": {"field": "company_id", "limit": 1}}
+        )
+    with pytest.raises(FieldMapError, match=r"limit: .*not 0"):
+        load_default_map("memory").with_fields(
+            "deals", {"contacts": {"field": "contact_ids", "limit": 0}}
+        )
