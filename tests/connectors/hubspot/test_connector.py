@@ -1,0 +1,633 @@
+"""HubSpotConnector against recorded HubSpot bodies: reads, paging, auth, limits, batch writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import responses
+from responses import matchers
+
+from connectors.errors import (
+    AuthError,
+    ConnectorConfigError,
+    RateLimited,
+    RecordRejected,
+)
+from connectors.hubspot.connector import HubSpotConnector, HubSpotSettings
+from connectors.hubspot.errors import DailyLimitReached
+from connectors.hubspot.search import CAP, LIMIT, SearchCursor, decode_token
+from tests.connectors.conftest import sample
+
+BASE = "https://api.hubapi.com"
+CONTACTS = f"{BASE}/crm/v3/objects/contacts"
+TOKEN_URL = f"{BASE}/oauth/v1/token"
+PRIVATE = "pat-test-private-app-0123456789"
+SECRET = "client-secret-do-not-leak-42"
+REFRESH = "refresh-token-do-not-leak-43"
+CONTACT_FIELDS = ["email", "firstname", "lastname"]
+FAST = {"requests_per_10s": 100_000, "search_per_second": 100}
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def private_app(**extra: Any) -> tuple[HubSpotConnector, Sleeps]:
+    sleeps = Sleeps()
+    settings = {"token": PRIVATE, **FAST, **extra}
+    return HubSpotConnector("hs", settings, sleep=sleeps), sleeps
+
+
+def oauth_app() -> tuple[HubSpotConnector, Sleeps]:
+    sleeps = Sleeps()
+    settings = {"client_id": "app-1", "client_secret": SECRET, "refresh_token": REFRESH, **FAST}
+    return HubSpotConnector("hs", settings, sleep=sleeps), sleeps
+
+
+def token_answer(access: str) -> dict[str, Any]:
+    return {
+        "token_type": "bearer",
+        "refresh_token": REFRESH,
+        "access_token": access,
+        "expires_in": 1800,
+        "token_use": "access_token",
+    }
+
+
+# ---------------------------------------------------------------------------------- settings
+
+
+def test_settings_need_one_complete_way_to_authenticate() -> None:
+    with pytest.raises(ConnectorConfigError, match="refresh_token"):
+        HubSpotConnector("hs", {"client_id": "a", "client_secret": "b"})
+    with pytest.raises(ConnectorConfigError, match="not both"):
+        HubSpotConnector("hs", {"token": PRIVATE, "client_id": "a"})
+    with pytest.raises(ConnectorConfigError, match="page_size"):
+        HubSpotConnector("hs", {"token": PRIVATE, "page_size": 500})
+    settings = HubSpotSettings.model_validate({"token": PRIVATE})
+    assert settings.base_url == BASE
+    assert PRIVATE not in repr(settings)
+
+
+# ---------------------------------------------------------------------------------- full read
+
+
+def test_full_read_lists_100_with_mapped_properties_and_pages_with_after(
+    rsps: responses.RequestsMock,
+) -> None:
+    wanted = "email,firstname,lastname,lastmodifieddate,hs_merged_object_ids"
+    rsps.get(
+        CONTACTS,
+        json=sample("hubspot-contacts-list-page"),
+        match=[
+            matchers.query_param_matcher(
+                {"limit": "100", "properties": wanted, "archived": "false"}
+            )
+        ],
+    )
+    last_page = {"results": sample("hubspot-contacts-list-page")["results"][:1]}
+    rsps.get(
+        CONTACTS,
+        json=last_page,
+        match=[
+            matchers.query_param_matcher(
+                {"limit": "100", "properties": wanted, "archived": "false", "after": "394"}
+            )
+        ],
+    )
+    hs, _ = private_app()
+
+    first = hs.read_changes("contacts", None, None, CONTACT_FIELDS)
+    assert first.next_token is not None
+    second = hs.read_changes("contacts", None, first.next_token, CONTACT_FIELDS)
+
+    assert [r.id for r in first.records] == ["1", "51", "101"]
+    assert first.records[1].fields == {
+        "email": "b@example.com",
+        "firstname": None,
+        "lastname": None,
+    }
+    assert first.records[1].modified_at == datetime(2023, 12, 13, 22, 45, 30, 353000, tzinfo=UTC)
+    assert second.next_token is None
+    assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {PRIVATE}"
+
+
+def test_references_come_from_one_v4_batch_read_per_page(rsps: responses.RequestsMock) -> None:
+    page = {"results": sample("hubspot-contacts-search-page1")["results"]}
+    page["results"].append(sample("hubspot-contacts-search-lastpage")["results"][0])
+    rsps.get(CONTACTS, json=page)
+    rsps.post(
+        f"{BASE}/crm/v4/associations/contacts/companies/batch/read",
+        status=207,
+        json=sample("hubspot-assoc-v4-batch-read-207"),
+        match=[matchers.json_params_matcher({"inputs": [{"id": "501"}, {"id": "103107104018"}]})],
+    )
+    hs, _ = private_app()
+
+    records = hs.read_changes("contacts", None, None, [*CONTACT_FIELDS, "company_id"]).records
+
+    # toObjectId is a JSON number in v4 answers; a 207 NO_ASSOCIATIONS_FOUND means no company.
+    assert [r.fields["company_id"] for r in records] == ["29022297485", None]
+
+
+# ---------------------------------------------------------------------------------- incremental
+
+
+def test_incremental_read_searches_on_lastmodifieddate_ascending(
+    rsps: responses.RequestsMock,
+) -> None:
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    body = {
+        "filterGroups": [
+            {
+                "filters": [
+                    {
+                        "propertyName": "lastmodifieddate",
+                        "operator": "GTE",
+                        "value": "1735689600000",
+                    }
+                ]
+            }
+        ],
+        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+        "properties": [*CONTACT_FIELDS, "lastmodifieddate", "hs_merged_object_ids"],
+        "limit": 200,
+    }
+    rsps.post(
+        f"{CONTACTS}/search",
+        json=sample("hubspot-contacts-search-page1"),
+        match=[matchers.json_params_matcher(body)],
+    )
+    rsps.post(
+        f"{CONTACTS}/search",
+        json=sample("hubspot-contacts-search-lastpage"),
+        match=[matchers.json_params_matcher({**body, "after": "54"})],
+    )
+    hs, _ = private_app()
+
+    first = hs.read_changes("contacts", since, None, CONTACT_FIELDS)
+    assert first.next_token is not None
+    second = hs.read_changes("contacts", since, first.next_token, CONTACT_FIELDS)
+
+    assert [r.id for r in first.records] == ["501"]
+    assert [r.id for r in second.records] == ["103107104018"]
+    assert second.next_token is None
+    # Search calls carry no rate headers and go through the search budget, not the burst one.
+    assert "X-HubSpot-RateLimit-Remaining" not in rsps.calls[0].response.headers
+
+
+def test_companies_search_on_hs_lastmodifieddate(rsps: responses.RequestsMock) -> None:
+    rsps.post(f"{BASE}/crm/v3/objects/companies/search", json={"total": 0, "results": []})
+    hs, _ = private_app()
+
+    page = hs.read_changes("companies", datetime(2025, 1, 1, tzinfo=UTC), None, ["name"])
+
+    sent = json.loads(rsps.calls[0].request.body)
+    assert sent["filterGroups"][0]["filters"][0]["propertyName"] == "hs_lastmodifieddate"
+    assert page.records == []
+    assert page.next_token is None
+
+
+def test_search_cursor_rewindows_before_the_10k_cap_and_skips_what_it_returned() -> None:
+    cursor = SearchCursor.start(1000)
+    # The last page before the cap ends with two records stamped 5000.
+    page = [("7", 4000), ("8", 5000), ("9", 5000)]
+    drop, following = cursor.advance(page, str(CAP - LIMIT + 1))
+    assert drop == set()
+    assert following is not None
+    assert (following.floor, following.after, following.skip) == (5000, 0, ("8", "9"))
+    body = following.request("lastmodifieddate", ["email"])
+    assert body["filterGroups"][0]["filters"][0] == {
+        "propertyName": "lastmodifieddate",
+        "operator": "GTE",
+        "value": "5000",
+    }
+    assert "after" not in body
+    # The new window returns 8 and 9 again first: they are dropped, 10 is new.
+    drop, _ = following.advance([("8", 5000), ("9", 5000), ("10", 5001)], None)
+    assert drop == {"8", "9"}
+
+
+def test_search_cursor_pages_a_crowded_instant_by_object_id_instead_of_looping() -> None:
+    crowded = [(str(n), 5000) for n in range(1, LIMIT + 1)]
+    cursor = SearchCursor.start(5000)
+    _, tie = cursor.advance(crowded, str(LIMIT))
+    assert tie is not None
+    assert tie.tie_after == "0"
+    body = tie.request("lastmodifieddate", [])
+    assert body["sorts"] == [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]
+    assert body["filterGroups"][0]["filters"][1] == {
+        "propertyName": "hs_object_id",
+        "operator": "GT",
+        "value": "0",
+    }
+    drop, tie2 = tie.advance([("150", 5000), ("201", 5000)], "2")
+    assert drop == {"150"}
+    assert tie2 is not None
+    assert tie2.tie_after == "201"
+    _, done = tie2.advance([("202", 5000)], None)
+    assert done is not None
+    assert (done.floor, done.tie_after) == (5001, None)
+
+
+# ---------------------------------------------------------------------------------- auth
+
+
+def test_expired_oauth_token_is_refreshed_once_and_the_call_repeated(
+    rsps: responses.RequestsMock,
+) -> None:
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": "app-1",
+        "client_secret": SECRET,
+        "refresh_token": REFRESH,
+    }
+    rsps.post(
+        TOKEN_URL,
+        json=token_answer("access-one-0001"),
+        match=[matchers.urlencoded_params_matcher(form)],
+    )
+    rsps.get(
+        CONTACTS,
+        status=401,
+        json=sample("hubspot-error-401-expired-token"),
+        match=[matchers.header_matcher({"Authorization": "Bearer access-one-0001"})],
+    )
+    rsps.post(TOKEN_URL, json=token_answer("access-two-0002"))
+    rsps.get(
+        CONTACTS,
+        json={"results": []},
+        match=[matchers.header_matcher({"Authorization": "Bearer access-two-0002"})],
+    )
+    hs, _ = oauth_app()
+
+    page = hs.read_changes("contacts", None, None, CONTACT_FIELDS)
+
+    assert page.records == []
+    assert len(rsps.calls) == 4
+
+
+def test_refused_refresh_is_an_auth_error_without_the_secrets(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(
+        TOKEN_URL,
+        status=400,
+        json={
+            "status": "BAD_REFRESH_TOKEN",
+            "message": f"missing or unknown refresh token {REFRESH} for secret {SECRET}",
+        },
+    )
+    hs, _ = oauth_app()
+
+    with pytest.raises(AuthError) as raised:
+        hs.check()
+
+    text = str(raised.value)
+    assert "refresh" in text
+    assert REFRESH not in text
+    assert SECRET not in text
+
+
+def test_private_app_token_refused_is_auth_error_without_the_token(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.get(
+        CONTACTS,
+        status=401,
+        json={"status": "error", "message": f"Authentication credentials not found: {PRIVATE}"},
+    )
+    hs, _ = private_app()
+
+    with pytest.raises(AuthError) as raised:
+        hs.check()
+
+    assert PRIVATE not in str(raised.value)
+    assert "create a new one" in str(raised.value)
+
+
+# ---------------------------------------------------------------------------------- limits
+
+
+def test_ten_secondly_429_without_retry_after_waits_one_window(
+    rsps: responses.RequestsMock,
+) -> None:
+    burst = {**sample("hubspot-error-429-daily"), "policyName": "TEN_SECONDLY_ROLLING"}
+    burst["message"] = "You have reached your ten_secondly_rolling limit."
+    rsps.get(CONTACTS, status=429, json=burst)
+    rsps.get(CONTACTS, status=429, json=burst, headers={"Retry-After": "3"})
+    rsps.get(CONTACTS, json={"results": []})
+    hs, sleeps = private_app()
+
+    hs.read_changes("contacts", None, None, CONTACT_FIELDS)
+
+    assert sleeps == [10.0, 3.0]
+
+
+def test_search_secondly_429_waits_a_second(rsps: responses.RequestsMock) -> None:
+    secondly = {
+        "status": "error",
+        "message": "You have reached your secondly limit.",
+        "errorType": "RATE_LIMIT",
+    }
+    rsps.post(f"{CONTACTS}/search", status=429, json=secondly)
+    rsps.post(f"{CONTACTS}/search", json={"total": 0, "results": []})
+    hs, sleeps = private_app()
+
+    hs.read_changes("contacts", datetime(2025, 1, 1, tzinfo=UTC), None, CONTACT_FIELDS)
+
+    assert sleeps == [1.0]
+
+
+def test_daily_limit_is_not_retried(rsps: responses.RequestsMock) -> None:
+    rsps.get(CONTACTS, status=429, json=sample("hubspot-error-429-daily"))
+    hs, sleeps = private_app()
+
+    with pytest.raises(DailyLimitReached, match="daily"):
+        hs.read_changes("contacts", None, None, CONTACT_FIELDS)
+
+    assert sleeps == []
+    assert not isinstance(DailyLimitReached("x"), RateLimited)
+
+
+# ---------------------------------------------------------------------------------- writes
+
+
+def test_contacts_with_email_are_upserted_by_email(rsps: responses.RequestsMock) -> None:
+    created = sample("hubspot-contacts-batch-create-201")["results"]
+    # HubSpot does not promise input order: answer in reverse.
+    answer = {"status": "COMPLETE", "results": [{**r, "new": True} for r in reversed(created)]}
+    rsps.post(
+        f"{CONTACTS}/batch/upsert",
+        json=answer,
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "inputs": [
+                        {
+                            "id": "lilyskinner@hubspot.com",
+                            "idProperty": "email",
+                            "properties": {"email": "lilyskinner@hubspot.com", "firstname": "Lily"},
+                            "objectWriteTraceId": "0",
+                        },
+                        {
+                            "id": "marleyfleming@hubspot.com",
+                            "idProperty": "email",
+                            "properties": {
+                                "email": "marleyfleming@hubspot.com",
+                                "firstname": "Marley",
+                            },
+                            "objectWriteTraceId": "1",
+                        },
+                    ]
+                }
+            )
+        ],
+    )
+    hs, _ = private_app()
+
+    results = hs.create(
+        "contacts",
+        [
+            {"email": "lilyskinner@hubspot.com", "firstname": "Lily"},
+            {"email": "marleyfleming@hubspot.com", "firstname": "Marley"},
+        ],
+    )
+
+    assert [r.remote_id for r in results] == ["171596044869", "171596044870"]
+    assert all(r.ok for r in results)
+
+
+def test_207_conflict_on_create_links_to_the_existing_contact(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(
+        f"{CONTACTS}/batch/create",
+        status=207,
+        json=sample("hubspot-contacts-batch-create-207-conflict"),
+    )
+    updated = sample("hubspot-contacts-batch-update-200")["results"][0]
+    rsps.post(
+        f"{CONTACTS}/batch/update",
+        json={"status": "COMPLETE", "results": [updated]},
+        match=[
+            matchers.json_params_matcher(
+                {"inputs": [{"id": "171591000198", "properties": {"firstname": "Markus"}}]}
+            )
+        ],
+    )
+    hs, _ = private_app()
+
+    # No email in the fields, so the plain create path runs; HubSpot still finds the duplicate.
+    results = hs.create("contacts", [{"firstname": "Markus"}, {"firstname": "Siena"}])
+
+    assert [r.remote_id for r in results] == ["171591000198", "171596044870"]
+    sent = json.loads(rsps.calls[0].request.body)
+    assert [i["objectWriteTraceId"] for i in sent["inputs"]] == ["0", "1"]
+
+
+def test_batch_refused_whole_for_one_record_is_split_until_it_stands_alone(
+    rsps: responses.RequestsMock,
+) -> None:
+    invalid = sample("hubspot-error-400-invalid-properties")
+    companies = f"{BASE}/crm/v3/objects/companies/batch/create"
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        inputs = json.loads(request.body)["inputs"]
+        if any("first000name" in i["properties"] for i in inputs):
+            return 400, {}, json.dumps(invalid)
+        results = [
+            {
+                "id": f"9{i['objectWriteTraceId']}",
+                "properties": i["properties"],
+                "updatedAt": "2026-03-01T10:00:00.000Z",
+                "objectWriteTraceId": i["objectWriteTraceId"],
+            }
+            for i in inputs
+        ]
+        return 201, {}, json.dumps({"status": "COMPLETE", "results": results})
+
+    rsps.add_callback(responses.POST, companies, callback=answer)
+    hs, _ = private_app()
+
+    results = hs.create(
+        "companies",
+        [{"name": "A"}, {"name": "B", "first000name": "x"}, {"name": "C"}, {"name": "D"}],
+    )
+
+    assert [r.remote_id for r in results] == ["90", None, "92", "93"]
+    error = results[1].error
+    assert error is not None
+    assert error.code == "PROPERTY_DOESNT_EXIST"
+    assert error.field == "first000name"
+    assert len(rsps.calls) == 5  # [ABCD] → [AB] → [A], [B]; [CD]
+
+
+def test_batch_update_207_reports_the_missing_record_only(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        f"{CONTACTS}/batch/update",
+        status=207,
+        json=sample("hubspot-contacts-batch-update-207-notfound"),
+    )
+    hs, _ = private_app()
+
+    results = hs.update(
+        "contacts",
+        [("unknownIdentifier888", {"firstname": "Ghost"}), ("171591000199", {"firstname": "S"})],
+    )
+
+    assert results[0].error is not None
+    assert results[0].error.code == "OBJECT_NOT_FOUND"
+    assert results[1].remote_id == "171591000199"
+    assert results[1].modified_at == datetime(2025, 11, 4, 12, 10, 35, 352000, tzinfo=UTC)
+
+
+def test_association_failure_fails_only_that_record_and_says_properties_were_written(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(
+        f"{CONTACTS}/batch/update",
+        json={
+            "status": "COMPLETE",
+            "results": [
+                {"id": "1", "properties": {}, "updatedAt": "2026-03-01T10:00:00.000Z"},
+                {"id": "2", "properties": {}, "updatedAt": "2026-03-01T10:00:00.000Z"},
+            ],
+        },
+    )
+    rsps.post(
+        f"{BASE}/crm/v4/associations/contacts/companies/batch/read",
+        json={"status": "COMPLETE", "results": []},
+    )
+    rsps.post(
+        f"{BASE}/crm/v4/associations/contacts/companies/batch/create",
+        status=207,
+        json={
+            "status": "COMPLETE",
+            "results": [
+                {
+                    "fromObjectTypeId": "0-1",
+                    "fromObjectId": 1,
+                    "toObjectTypeId": "0-2",
+                    "toObjectId": 77,
+                    "labels": ["Primary"],
+                }
+            ],
+            "errors": [sample("hubspot-assoc-batch-create-errors")["errors"][0]],
+        },
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "inputs": [
+                        {
+                            "from": {"id": "1"},
+                            "to": {"id": "77"},
+                            "types": [
+                                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}
+                            ],
+                        },
+                        {
+                            "from": {"id": "2"},
+                            "to": {"id": "unknown_id_123456798"},
+                            "types": [
+                                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}
+                            ],
+                        },
+                    ]
+                }
+            )
+        ],
+    )
+    hs, _ = private_app()
+
+    results = hs.update(
+        "contacts",
+        [
+            ("1", {"firstname": "A", "company_id": "77"}),
+            ("2", {"firstname": "B", "company_id": "unknown_id_123456798"}),
+        ],
+    )
+
+    assert results[0].ok
+    assert results[1].error is not None
+    assert "properties written" in results[1].error.message
+    assert results[1].error.field == "company_id"
+
+
+def test_read_returns_a_merged_away_id_under_its_survivor(rsps: responses.RequestsMock) -> None:
+    survivor = {
+        "id": "900",
+        "properties": {
+            "email": "a@x.example",
+            "lastmodifieddate": "2026-03-01T10:00:00.000Z",
+            "hs_merged_object_ids": "12;34",
+        },
+        "updatedAt": "2026-03-01T10:00:00.000Z",
+    }
+    rsps.post(
+        f"{CONTACTS}/batch/read",
+        json={"status": "COMPLETE", "results": [survivor]},
+        match=[
+            matchers.query_param_matcher({"archived": "false"}),
+            matchers.json_params_matcher(
+                {
+                    "properties": ["email", "lastmodifieddate", "hs_merged_object_ids"],
+                    "inputs": [{"id": "12"}, {"id": "404"}],
+                }
+            ),
+        ],
+    )
+    hs, _ = private_app()
+
+    records = hs.read("contacts", ["12", "404"], ["email"])
+
+    assert [(r.id, r.merged_ids) for r in records] == [("900", ("12", "34"))]
+
+
+def test_deletes_are_archived_records_since_the_cursor(rsps: responses.RequestsMock) -> None:
+    rsps.get(
+        CONTACTS,
+        json={
+            "results": [
+                {
+                    "id": "5",
+                    "properties": {},
+                    "archived": True,
+                    "archivedAt": "2026-01-01T00:00:00.000Z",
+                },
+                {
+                    "id": "6",
+                    "properties": {},
+                    "archived": True,
+                    "archivedAt": "2026-03-02T00:00:00.000Z",
+                },
+            ]
+        },
+        match=[
+            matchers.query_param_matcher(
+                {"limit": "100", "archived": "true", "properties": "hs_object_id"}
+            )
+        ],
+    )
+    hs, _ = private_app()
+
+    page = hs.read_deletes("contacts", datetime(2026, 3, 1, tzinfo=UTC), None)
+
+    assert [(r.id, r.deleted) for r in page.records] == [("6", True)]
+    assert page.next_token is None
+
+
+def test_page_tokens_are_opaque_text_that_survives_a_restart(rsps: responses.RequestsMock) -> None:
+    rsps.get(CONTACTS, json=sample("hubspot-contacts-list-page"))
+    hs, _ = private_app()
+    token = hs.read_changes("contacts", None, None, CONTACT_FIELDS).next_token
+    assert token is not None
+    assert decode_token(token) == {"m": "l", "a": "394"}
+    assert parse_qs(f"t={token}")["t"] == [token]  # URL- and database-safe
+    with pytest.raises(RecordRejected):
+        hs.read_changes("tickets", None, None, [])

@@ -1,0 +1,259 @@
+"""The HubSpot connector against its live sandbox: what the shared contract suite does not cover.
+
+Associations, merges, the search cap and crowded instants, validation shapes, rate-limit answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import requests
+
+from connectors.base import RemoteRecord
+from connectors.hubspot import sandbox as hubspot_sandbox
+from connectors.hubspot import search as hubspot_search
+from connectors.hubspot.connector import HubSpotConnector
+from connectors.hubspot.sandbox import HubSpotApi
+from connectors.sandbox import RollingWindow, Sandbox, SandboxOptions
+from connectors.timeparse import to_epoch_ms
+from mappings.fieldmap import load_default_map
+
+FIELDMAP = load_default_map("hubspot")
+
+
+@pytest.fixture
+def live() -> Iterator[tuple[HubSpotApi, Sandbox, HubSpotConnector]]:
+    options = SandboxOptions(rate_limit=200, seed=3)
+    api = HubSpotApi(options)
+    api.seed_records(60, 3)
+    # Tests page through many searches; the real 5-per-second bucket would only slow them down.
+    api.search_bucket = RollingWindow(1000, 1.0)
+    with Sandbox(api, options) as sandbox:
+        settings = api.connector_settings(sandbox.url)
+        assert settings.pop("connector") == "hubspot"
+        connector = HubSpotConnector("hs", {**settings, "search_per_second": 100})
+        yield api, sandbox, connector
+        connector.close()
+
+
+def read_all(
+    connector: HubSpotConnector, object_type: str, since: datetime | None = None
+) -> list[RemoteRecord]:
+    records: list[RemoteRecord] = []
+    token: str | None = None
+    fields = FIELDMAP.vendor_fields(object_type)
+    while True:
+        page = connector.read_changes(object_type, since, token, fields)
+        records.extend(page.records)
+        token = page.next_token
+        if token is None:
+            return records
+
+
+def test_seeded_account_reads_and_maps_with_its_references(live: Any) -> None:
+    _, sandbox, hs = live
+    companies = {r.id for r in read_all(hs, "companies")}
+    contacts = read_all(hs, "contacts")
+    deals = read_all(hs, "deals")
+
+    assert (len(companies), len(contacts), len(deals)) == (6, 60, 12)
+    assert all(r.fields["company_id"] in companies for r in contacts)
+    canonical = [FIELDMAP.to_canonical("deals", r.fields) for r in deals]
+    assert {c["stage"] for c in canonical} <= {
+        "prospecting",
+        "qualification",
+        "needs_analysis",
+        "proposal",
+        "negotiation",
+        "closed_won",
+        "closed_lost",
+    }
+    assert all(c["contacts"] and c["company"] in companies for c in canonical)
+    # One list call and one association batch read per page of contacts.
+    assert sandbox.calls.count("POST", "/crm/v4/associations/contacts/companies") == 1
+    # Data varies as people type it: some emails capitalised, phones in national format.
+    assert any(r.fields["email"] != r.fields["email"].lower() for r in contacts)
+    assert any(str(r.fields["phone"]).startswith("(") for r in contacts)
+
+
+def test_created_records_and_references_read_back_and_stale_references_go(live: Any) -> None:
+    api, _, hs = live
+    company = hs.create("companies", [{"name": "Initech", "domain": "initech.example"}])[0]
+    people = hs.create(
+        "contacts",
+        [
+            {
+                "email": f"p{n}@initech.example",
+                "firstname": f"P{n}",
+                "company_id": company.remote_id,
+            }
+            for n in range(3)
+        ],
+    )
+    ids = [p.remote_id for p in people]
+    deal = hs.create(
+        "deals",
+        [
+            {
+                "dealname": "Copiers",
+                "dealstage": "qualifiedtobuy",
+                "pipeline": "default",
+                "company_id": company.remote_id,
+                "contact_ids": ids[:2],
+            }
+        ],
+    )[0]
+    assert deal.ok
+    assert all(p.ok for p in people)
+
+    result = hs.update("deals", [(str(deal.remote_id), {"contact_ids": ids[1:]})])[0]
+
+    assert result.ok
+    stored = api.snapshot("deals")[str(deal.remote_id)]
+    assert stored["contact_ids"] == ids[1:]
+    assert stored["company_id"] == company.remote_id
+    back = hs.read("contacts", [ids[0]], FIELDMAP.vendor_fields("contacts"))[0]
+    assert back.fields["company_id"] == company.remote_id
+
+
+def test_create_is_idempotent_for_contacts_by_email_in_any_case(live: Any) -> None:
+    api, _, hs = live
+    first = hs.create("contacts", [{"email": "Milton@Initech.example", "firstname": "Milton"}])[0]
+    again = hs.create("contacts", [{"email": "milton@initech.example", "lastname": "Waddams"}])[0]
+
+    assert first.remote_id == again.remote_id
+    stored = api.snapshot("contacts")[str(first.remote_id)]
+    assert (stored["firstname"], stored["lastname"]) == ("Milton", "Waddams")
+    found = hs.find("contacts", "email", ["MILTON@initech.example"])
+    assert [r.id for r in found] == [first.remote_id]
+
+
+def test_bad_records_are_rejected_alone_with_hubspot_codes(live: Any) -> None:
+    _, _, hs = live
+    results = hs.create(
+        "contacts",
+        [
+            {"email": "good1@x.example"},
+            {"email": "not-an-email"},
+            {"email": "good2@x.example", "favourite_colour": "blue"},
+            {"email": "good3@x.example"},
+        ],
+    )
+
+    assert [r.ok for r in results] == [True, False, False, True]
+    assert results[1].error is not None
+    assert results[1].error.code == "INVALID_EMAIL"
+    assert results[2].error is not None
+    assert (results[2].error.code, results[2].error.field) == (
+        "PROPERTY_DOESNT_EXIST",
+        "favourite_colour",
+    )
+    missing = hs.update("contacts", [("424242", {"firstname": "X"})])[0]
+    assert missing.error is not None
+    assert missing.error.code == "OBJECT_NOT_FOUND"
+
+
+def test_merged_contacts_and_deals_are_read_under_the_survivor(live: Any) -> None:
+    api, _, hs = live
+    contacts = sorted(api.snapshot("contacts"), key=int)
+    survivor = api.merge("contacts", contacts[0], contacts[1])
+
+    merged = hs.read("contacts", [contacts[1]], ["email"])
+    assert [(r.id, r.merged_ids) for r in merged] == [(contacts[0], (contacts[1],))]
+    assert survivor == contacts[0]
+
+    deals = sorted(api.snapshot("deals"), key=int)
+    new_deal = api.merge("deals", deals[0], deals[1])
+    assert new_deal not in deals
+    [read_back] = hs.read("deals", [deals[1]], FIELDMAP.vendor_fields("deals"))
+    assert read_back.id == new_deal
+    assert set(read_back.merged_ids) == {deals[0], deals[1]}
+    assert read_back.fields["contact_ids"]  # associations moved to the new deal
+
+
+def test_a_crowded_instant_is_read_once_each_without_looping(live: Any) -> None:
+    api, sandbox, hs = live
+    instant = to_epoch_ms(datetime.now(UTC)) + 86_400_000  # after every seeded record
+    crowd = {
+        str(api._store("contacts", {"firstname": f"Batch {n}"}, instant, instant).id)
+        for n in range(450)
+    }
+    later = str(api._store("contacts", {"firstname": "Later"}, instant + 5, instant + 5).id)
+
+    records = read_all(hs, "contacts", datetime.fromtimestamp(instant / 1000, UTC))
+
+    ids = [r.id for r in records]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == crowd | {later}
+    assert sandbox.calls.count("POST", "/crm/v3/objects/contacts/search") <= 6
+
+
+def test_incremental_read_passes_the_search_cap_by_rewindowing(
+    live: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hubspot_search, "CAP", 600)
+    monkeypatch.setattr(hubspot_sandbox, "SEARCH_CAP", 600)
+    api, sandbox, hs = live
+    base = to_epoch_ms(datetime.now(UTC)) + 86_400_000  # after every seeded record
+    # Pairs of records share a millisecond, so window edges fall inside ties.
+    made = {
+        str(api._store("contacts", {"firstname": f"N{n}"}, base + n // 2, base + n // 2).id)
+        for n in range(1500)
+    }
+
+    records = read_all(hs, "contacts", datetime.fromtimestamp(base / 1000, UTC))
+
+    ids = [r.id for r in records]
+    assert len(ids) == len(set(ids)) == 1500
+    assert set(ids) == made
+    assert [r.modified_at for r in records] == sorted(r.modified_at for r in records)
+    assert sandbox.calls.count("POST", "/crm/v3/objects/contacts/search") < 12
+
+
+def test_search_past_10000_results_is_a_400_as_on_hubspot(live: Any) -> None:
+    api, sandbox, _ = live
+    token = api.private_app_token
+    answer = requests.post(
+        f"{sandbox.url}/crm/v3/objects/contacts/search",
+        json={"limit": 200, "after": "9900"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["category"] == "VALIDATION_ERROR"
+    assert "X-HubSpot-RateLimit-Remaining" not in answer.headers
+
+
+def test_expired_tokens_are_refreshed_and_burst_429_has_hubspot_shape(live: Any) -> None:
+    api, sandbox, hs = live
+    hs.check()
+    issued = api.tokens.issued
+    api.expire_tokens()
+    hs.check()
+    assert api.tokens.issued == issued + 1
+
+    api.burst = RollingWindow(1, 10.0)
+    headers = {"Authorization": f"Bearer {api.private_app_token}"}
+    url = f"{sandbox.url}/crm/v3/objects/contacts"
+    ok = requests.get(url, headers=headers, timeout=5)
+    limited = requests.get(url, headers=headers, timeout=5)
+    assert ok.headers["X-HubSpot-RateLimit-Max"] == "1"
+    assert ok.headers["X-HubSpot-RateLimit-Daily"] == "1000000"
+    assert limited.status_code == 429
+    assert limited.json()["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert "Retry-After" not in limited.headers
+
+
+def test_removed_records_are_read_as_deletes(live: Any) -> None:
+    api, _, hs = live
+    before = datetime.now(UTC).replace(microsecond=0)
+    victim = sorted(api.snapshot("companies"), key=int)[0]
+    api.remove("companies", victim)
+
+    page = hs.read_deletes("companies", before, None)
+
+    assert [(r.id, r.deleted) for r in page.records] == [(victim, True)]
+    assert victim not in {r.id for r in read_all(hs, "companies")}
