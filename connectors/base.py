@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -74,13 +74,17 @@ class Capabilities:
 
     ``upsert_keys`` names, per object type, the vendor field on which ``create`` upserts: a create
     on such an object type is idempotent, so the hub need not look the record up first after a
-    crash. ``max_batch`` is the most records one write call takes.
+    crash. ``max_batch`` is the most records one write call takes. ``modified_precision`` is
+    how finely the vendor stamps modified times: at a second (Zoho), an edit made in the same
+    second as the hub's own write carries the same stamp, so the hub compares content instead
+    of trusting an unchanged stamp.
     """
 
     object_types: frozenset[str]
     max_batch: int = 100
     detects_deletes: bool = False
     upsert_keys: Mapping[str, str] = field(default_factory=dict)
+    modified_precision: timedelta = timedelta(milliseconds=1)
 
 
 @runtime_checkable
@@ -100,7 +104,11 @@ class Connector(Protocol):
         page_token: str | None,
         fields: Sequence[str],
     ) -> Page:
-        """Records modified at or after ``since`` (all when None), oldest first, one page."""
+        """Records modified at or after ``since`` (all when None), one page.
+
+        A vendor whose stamps are coarser than ``since`` may also return records up to
+        ``capabilities.modified_precision`` older; the hub drops what it has seen already.
+        """
 
     def read_deletes(
         self, object_type: str, since: datetime | None, page_token: str | None

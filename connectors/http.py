@@ -6,7 +6,7 @@ Public entry points: :class:`HttpClient` (``request``, ``get``, ``post``, ``put`
 :class:`NoAuth`, :class:`BearerToken`, :class:`HeaderToken`, :class:`BasicAuth` and
 :class:`OAuthRefresher`, the :data:`ResponseClassifier` hook with :func:`default_classifier`
 and :func:`body_excerpt`, the :data:`HeadroomParser` hook with :func:`headroom_from_headers`,
-and :func:`parse_retry_after`.
+and :func:`parse_retry_after`, :func:`retry_transient`.
 
 How a request goes (see DESIGN.md, "Bounded by vendor limits"):
 
@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
+from typing import Any, Protocol, TypedDict, TypeVar, Unpack, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -93,9 +93,12 @@ __all__ = [
     "headroom_from_headers",
     "make_session",
     "parse_retry_after",
+    "retry_transient",
 ]
 
 log = logging.getLogger("crmhub.http")
+
+_T = TypeVar("_T")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -605,6 +608,38 @@ def _redact(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+def retry_transient(
+    action: Callable[[], _T],
+    *,
+    max_attempts: int = 5,
+    max_wait: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> _T:
+    """Run ``action`` (which makes its own requests), retrying it as HttpClient retries an
+    idempotent request: on TransientError, waiting a 429's ``retry_after`` when given.
+
+    For a step outside any client's own retries, such as fetching the first access token that
+    names the API host (Zoho's ``api_domain``).
+    """
+    backoff = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
+
+    def wait(retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(exc.retry_after, max_wait)
+        return min(backoff(retry_state), max_wait)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(max_attempts),
+        wait=wait,
+        retry=retry_if_exception(lambda exc: isinstance(exc, TransientError)),
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(action)
 
 
 NO_AUTH = NoAuth()

@@ -386,9 +386,13 @@ class _ObjectPass:
         """Map the records whose version is new to us; dead-letter those that cannot be."""
         name = runtime.name
         mapped: list[tuple[RemoteRecord, dict[str, Any]]] = []
+        # A stamp coarser than a millisecond can hide an edit made just after our own write.
+        trust_stamps = runtime.connector.capabilities.modified_precision <= timedelta(
+            milliseconds=1
+        )
         for record in records:
             link = known.get(record.id)
-            if link is not None and link.remote_modified_at == record.modified_at:
+            if trust_stamps and link is not None and link.remote_modified_at == record.modified_at:
                 # The very version we last saw or wrote (the overlap window re-reads it, and
                 # our own writes come back once): the cheap token says nothing changed.
                 self.report.count(self.object_type, name, "unchanged")
@@ -670,16 +674,16 @@ class _ObjectPass:
             for system, link in links.items()
             if system not in new_links
         }
-        merged_from = list(versions.values())
-        if base is not None:
-            # A capped list (Zoho's one contact per deal) read back as written is no change.
-            merged_from = [
-                replace(version, values=widened)
-                if (widened := self.planner.widened(version.system, version.values, base.values))
-                is not version.values
-                else version
-                for version in merged_from
-            ]
+        # A capped list (Zoho's one contact per deal) holding the first ids of the base, or at
+        # first link of another system's list, is that list, not a removal of the rest.
+        merged_from = []
+        for version in versions.values():
+            fuller: list[Mapping[str, Any]] = [base.values] if base is not None else []
+            fuller += [v.values for v in versions.values() if v is not version]
+            widened = self.planner.widened(version.system, version.values, fuller)
+            merged_from.append(
+                version if widened is version.values else replace(version, values=widened)
+            )
         result: MergeResult = merge_record(
             self.object_type,
             base.values if base else None,

@@ -70,20 +70,25 @@ class WritePlanner:
         self.references = REFERENCE_FIELDS.get(object_type, {})
         self.limits = {name: fieldmap.limits(object_type) for name, fieldmap in fieldmaps.items()}
 
-    def widened(self, system: str, values: Mapping[str, Any], base: Mapping[str, Any]) -> Any:
-        """``values`` as read from ``system``, with each capped list that holds exactly what the
-        hub wrote there (the base's first ids) read as the base's whole list: a vendor that
-        holds one contact per deal has not removed the others. Returns ``values`` itself when
-        nothing is widened."""
+    def widened(
+        self, system: str, values: Mapping[str, Any], fuller: Sequence[Mapping[str, Any]]
+    ) -> Any:
+        """``values`` as read from ``system``, with each capped list that holds exactly the
+        first ids of a fuller list (the base, or at first link another system's value) read as
+        that fuller list: a vendor that holds one contact per deal has not removed the others.
+        Returns ``values`` itself when nothing is widened."""
         limits = self.limits.get(system)
         if not limits:
             return values
         widened: dict[str, Any] | None = None
         for name, limit in limits.items():
-            whole = base.get(name)
-            if isinstance(whole, list) and len(whole) > limit and values.get(name) == whole[:limit]:
-                widened = widened if widened is not None else dict(values)
-                widened[name] = whole
+            held = values.get(name)
+            for other in fuller:
+                whole = other.get(name)
+                if isinstance(whole, list) and len(whole) > limit and held == whole[:limit]:
+                    widened = widened if widened is not None else dict(values)
+                    widened[name] = whole
+                    break
         return widened if widened is not None else values
 
     def writes(

@@ -142,15 +142,16 @@ class ConnectorContract:
         assert job_title in title
         for record_id in touched:
             sandbox.api.modify("contacts", record_id, {job_title: "Changed Title"})
-        changed, _ = read_all(
-            connector,
-            "contacts",
-            fieldmap.vendor_fields("contacts"),
-            since=newest + timedelta(milliseconds=500),
-        )
-        assert sorted(record.id for record in changed) == touched
-        assert all(record.fields[job_title] == "Changed Title" for record in changed)
-        assert all(record.modified_at > newest for record in changed)
+        since = newest + timedelta(milliseconds=500)
+        changed, _ = read_all(connector, "contacts", fieldmap.vendor_fields("contacts"), since)
+        # A vendor that stamps whole seconds is asked from the second before: what else comes
+        # back is no older than that precision allows.
+        slack = connector.capabilities.modified_precision
+        edited = [record for record in changed if record.modified_at > newest]
+        assert sorted(record.id for record in edited) == touched
+        assert all(record.fields[job_title] == "Changed Title" for record in edited)
+        assert all(record.modified_at >= since - slack for record in changed)
+        assert len(changed) - len(edited) <= 3
 
     def test_incremental_read_with_nothing_new_is_empty(
         self, connector: Connector, fieldmap: FieldMap
@@ -173,14 +174,13 @@ class ConnectorContract:
         fields = fieldmap.vendor_fields("contacts")
         first = connector.read_changes("contacts", None, None, fields)
         assert first.next_token
-        sandbox.inject(Fault.SERVER_ERROR, times=2)
-        sandbox.inject(Fault.HTML)
-        sandbox.inject(Fault.TRUNCATED)
-        sandbox.inject(Fault.RESET)
+        # Four failures in a row, each retried: the fifth attempt of the page succeeds.
+        for fault in (Fault.SERVER_ERROR, Fault.HTML, Fault.TRUNCATED, Fault.RESET):
+            sandbox.inject(fault)
         rest, _ = self._read_from(connector, fields, first.next_token)
         ids = {record.id for record in [*first.records, *rest]}
         assert len(ids) == self.seeded
-        assert sum(sandbox.calls.faults.values()) == 6
+        assert sum(sandbox.calls.faults.values()) == 4
 
     def _read_from(
         self, connector: Connector, fields: Sequence[str], token: str
@@ -230,8 +230,10 @@ class ConnectorContract:
         assert job_title is not None
         [cleared] = connector.update("contacts", [(created.remote_id, {job_title: None})])
         assert cleared.ok
-        [back] = connector.read("contacts", [created.remote_id], [job_title])
-        assert "job_title" not in fieldmap.to_canonical("contacts", back.fields)
+        [back] = connector.read("contacts", [created.remote_id], fieldmap.vendor_fields("contacts"))
+        cleared_back = fieldmap.to_canonical("contacts", back.fields)
+        assert "job_title" not in cleared_back
+        assert cleared_back["last_name"] == "Person 10"
 
     def test_creating_twice_on_the_upsert_key_makes_no_duplicate(
         self, sandbox: Sandbox, connector: Connector, fieldmap: FieldMap
@@ -320,7 +322,7 @@ class ConnectorContract:
     def test_an_expired_token_is_refreshed_and_the_call_succeeds(
         self, sandbox: Sandbox, connector: Connector, fieldmap: FieldMap
     ) -> None:
-        connector.read_changes("contacts", None, None, ["email"])
+        connector.read_changes("contacts", None, None, [self.email_field(fieldmap)])
         calls_before = sandbox.calls.total
         sandbox.api.expire_tokens()
         page = connector.read_changes("contacts", None, None, fieldmap.vendor_fields("contacts"))
@@ -363,14 +365,15 @@ class ConnectorContract:
         assert page.records
         assert sandbox.calls.faults[Fault.RATE_LIMIT.value] == 2
 
-    def test_the_client_stays_inside_a_tight_vendor_budget(self) -> None:
+    def test_the_client_stays_inside_a_tight_vendor_budget(self, fieldmap: FieldMap) -> None:
         # The sandbox enforces 10 requests a second in its vendor's own window; the settings it
         # hands out carry that budget, and a client that throttles itself is never refused.
         options = SandboxOptions(records=60, seed=5, rate_limit=10)
         with load_sandbox(self.vendor, options) as sandbox:
             connector = build_connector(sandbox.connector_settings())
             for _ in range(25):
-                assert connector.read_changes("contacts", None, None, ["email"]).records
+                page = connector.read_changes("contacts", None, None, [self.email_field(fieldmap)])
+                assert page.records
             connector.close()
         assert sandbox.calls.by_status[429] == 0
         assert sandbox.calls.by_status[200] >= 25

@@ -402,7 +402,8 @@ def test_a_merge_keeps_the_survivor_lists_the_absorbed_and_survives_a_restart(tm
         "contacts",
         [{"firstname": "Ann", "email": "ann@x.com"}, {"firstname": "Ann", "jobtitle": "CTO"}],
     )
-    assert keep.remote_id and lose.remote_id
+    assert keep.remote_id
+    assert lose.remote_id
     crm.store.merge("contacts", keep.remote_id, lose.remote_id)
     crm.close()
 

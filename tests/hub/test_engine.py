@@ -148,6 +148,27 @@ def test_a_vendor_holding_one_contact_per_deal_gets_one_and_loses_none_elsewhere
     assert h.run_without_writes().writes == 0
 
 
+def test_at_first_link_a_capped_list_holding_the_first_contact_is_no_conflict(db: Engine):
+    one_contact = load_default_map("memory").with_fields(
+        "deals", {"contacts": {"field": "contact_ids", "ref": "contacts", "limit": 1}}
+    )
+    h = Harness(db, fieldmaps={"b": one_contact})
+    people = {}
+    for system in ("a", "b"):
+        acme = h.add(system, "companies", name="Acme", domain="acme.com")
+        people[system] = [
+            h.add(system, "contacts", firstname=name, email=f"{name}@acme.com", company_id=acme)
+            for name in ("ann", "bob")
+        ]
+        held = people[system] if system == "a" else people[system][:1]
+        h.add(system, "deals", dealname="Rockets", company_id=acme, contact_ids=held)
+    report = h.run()
+    assert report.counts["deals"]["b"].get("conflicts", 0) == 0
+    [deal_a] = h.records("a", "deals")
+    assert sorted(deal_a["contact_ids"]) == sorted(people["a"])
+    assert h.run_without_writes().writes == 0
+
+
 def test_three_systems_converge_and_each_gets_what_it_lacks(db: Engine):
     h = Harness(db, ("a", "b", "c"))
     h.add("a", "contacts", firstname="Ann", email="ann@x.com")
@@ -353,6 +374,24 @@ def test_duplicates_inside_one_system_are_reported_never_merged(db: Engine):
     [failed] = admin.list_failed(db)
     assert failed["stage"] == "duplicate"
     assert "same email" in failed["reason"]
+
+
+def test_an_edit_stamped_in_the_same_second_as_our_write_is_not_missed(db: Engine):
+    # Zoho stamps modified times to the second: an edit right after the hub's write to a
+    # record carries the very stamp the link stored.
+    h = Harness(db)
+    h.connectors["b"].capabilities = dataclasses.replace(
+        h.connectors["b"].capabilities, modified_precision=timedelta(seconds=1)
+    )
+    same_second = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    h.stores["b"].clock = lambda: same_second
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.run()
+    ann_b = h.by("b", "contacts", "email", "ann@x.com")
+    h.edit("b", "contacts", ann_b["id"], jobtitle="CTO")
+    h.run()
+    assert h.by("a", "contacts", "email", "ann@x.com")["jobtitle"] == "CTO"
+    assert h.run_without_writes().writes == 0
 
 
 # --------------------------------------------------------------------------- vendor merges
