@@ -617,24 +617,31 @@ def test_the_demo_syncs_tells_of_the_conflict_and_where_to_look_next(
     assert f"crmhub conflicts list --all --config {config}" in result.stdout
 
     settled = cli_json(config, "conflicts", "list", "--all")
-
-    [mobile] = [c for c in settled if c["field"] == "mobile"]
-    assert mobile["status"] == "settled"
-    assert mobile["policy"] == "newest"
-    assert set(mobile["candidates"]) == {"sales", "support"}
-    assert mobile["winner"] in mobile["candidates"]
+    [title] = [c for c in settled if c["field"] == "job_title"]
+    assert title["status"] == "settled"
+    assert title["policy"] == "newest"
+    assert set(title["candidates"]) == {"hubspot", "zoho"}
     assert cli_json(config, "conflicts", "list") == []  # nothing left for a person
 
 
 def test_the_demo_conflict_goes_to_the_newer_edit(demo_dir: tuple[Path, Result]):
     folder, _ = demo_dir
     settled = cli_json(folder / "crmhub.yaml", "conflicts", "list", "--all")
-    [mobile] = [c for c in settled if c["field"] == "mobile"]
-    times = {s: datetime.fromisoformat(c["modified_at"]) for s, c in mobile["candidates"].items()}
-    # `newest`: the later edit wins; a tie goes to the system listed first (sales).
-    expected = "support" if times["support"] > times["sales"] else "sales"
-    assert mobile["winner"] == expected
-    assert mobile["resolution"] == mobile["candidates"][expected]["value"]
+    [title] = [c for c in settled if c["field"] == "job_title"]
+    times = {s: datetime.fromisoformat(c["modified_at"]) for s, c in title["candidates"].items()}
+    assert times["zoho"] > times["hubspot"]
+    assert title["winner"] == "zoho"
+    assert title["resolution"] == "Head of Engineering"
+
+
+def test_the_demo_reports_the_person_zoho_holds_twice(
+    demo_dir: tuple[Path, Result],
+):
+    folder, _ = demo_dir
+    config = folder / "crmhub.yaml"
+    [duplicate] = [f for f in cli_json(config, "failed", "list") if f["stage"] == "duplicate"]
+    assert duplicate["system"] == "zoho"
+    assert "same email" in duplicate["reason"]
 
 
 # --------------------------------------------------------------------------- a real process
