@@ -102,15 +102,19 @@ def sample_records(account: SampleAccount) -> dict[str, list[tuple[int, dict[str
 
 
 def typed_by_hand(object_type: str, flat: dict[str, Any]) -> dict[str, Any]:
-    """Values as people type them: national phone formats, emails in mixed case."""
+    """Values as people type them: phones with spaces and dashes (national format for the
+    account's own region, US, international for the rest), emails in mixed case."""
     styled = dict(flat)
     for name in ("phone", "mobile"):
         value = styled.get(name)
         if isinstance(value, str) and value.startswith("+"):
             number = phonenumbers.parse(value)
-            styled[name] = phonenumbers.format_number(
-                number, phonenumbers.PhoneNumberFormat.NATIONAL
+            style = (
+                phonenumbers.PhoneNumberFormat.NATIONAL
+                if number.country_code == 1
+                else phonenumbers.PhoneNumberFormat.INTERNATIONAL
             )
+            styled[name] = phonenumbers.format_number(number, style)
     email = styled.get("email")
     if isinstance(email, str):
         local, _, domain = email.partition("@")
