@@ -413,10 +413,13 @@ class HubSpotConnector:
         ]
         plain = [i for i in range(len(records)) if i not in set(by_email)]
         conflicts: list[tuple[int, str]] = []
+        # Records HubSpot made just now have no associations to read before writing them.
+        fresh: set[int] = set()
         if by_email:
-            self._upsert_contacts(by_email, properties, outcomes)
+            self._upsert_contacts(by_email, properties, outcomes, fresh)
         if plain:
             self._create_plain(object_type, plain, properties, outcomes, conflicts)
+            fresh.update(i for i in plain if outcomes[i] is not None)
         if conflicts:
             # The contact exists already: the create becomes an update of that contact, linked
             # to it, so a create retried after a lost answer is not a duplicate.
@@ -426,7 +429,7 @@ class HubSpotConnector:
             for (i, _), result in zip(conflicts, changed, strict=True):
                 outcomes[i] = result
         done = [o if o is not None else self._missing() for o in outcomes]
-        return self._write_associations(object_type, records, done, creating=True)
+        return self._write_associations(object_type, records, done, creating=True, fresh=fresh)
 
     def update(
         self, object_type: str, changes: Sequence[tuple[str, VendorFields]]
@@ -598,11 +601,13 @@ class HubSpotConnector:
         outcomes: list[WriteResult],
         *,
         creating: bool,
+        fresh: set[int] | frozenset[int] = frozenset(),
     ) -> list[WriteResult]:
         """Make each written record's associations what its pseudo-fields say.
 
-        Current associations are read first (an upserted contact may have some already), then
-        missing ones created with the HUBSPOT_DEFINED type and stale ones archived. A record
+        Current associations are read first (an upserted contact may have some already; the
+        ``fresh`` inputs, made by this very call, have none), then missing ones created with
+        the HUBSPOT_DEFINED type and stale ones archived. A record
         whose association write fails is reported as failed: its properties were written, the
         hub retries it, and writing the same values again is harmless.
         """
@@ -615,7 +620,8 @@ class HubSpotConnector:
             if not targets:
                 continue
             ids = {i: str(outcomes[i].remote_id) for i in targets}
-            current = self._associations(object_type, assoc.to_type, list(ids.values()))
+            existing = [rid for i, rid in ids.items() if i not in fresh]
+            current = self._associations(object_type, assoc.to_type, existing) if existing else {}
             to_create: list[tuple[int, str, str]] = []
             to_remove: list[tuple[int, str, str]] = []
             for i, want in targets.items():
@@ -746,7 +752,11 @@ class HubSpotConnector:
         return _match(inputs, body if isinstance(body, Mapping) else {}, self.system)
 
     def _upsert_contacts(
-        self, order: list[int], properties: list[dict[str, str]], outcomes: list[WriteResult | None]
+        self,
+        order: list[int],
+        properties: list[dict[str, str]],
+        outcomes: list[WriteResult | None],
+        fresh: set[int],
     ) -> None:
         inputs = [
             {
@@ -761,6 +771,8 @@ class HubSpotConnector:
         answers = self._batch("/crm/v3/objects/contacts/batch/upsert", inputs, idempotent=True)
         for i, answer in zip(order, answers, strict=True):
             outcomes[i] = self._outcome(answer)
+            if isinstance(answer, Mapping) and answer.get("new") is True:
+                fresh.add(i)
 
     def _create_plain(
         self,

@@ -257,3 +257,30 @@ def test_removed_records_are_read_as_deletes(live: Any) -> None:
 
     assert [(r.id, r.deleted) for r in page.records] == [(victim, True)]
     assert victim not in {r.id for r in read_all(hs, "companies")}
+
+
+def test_new_records_get_their_associations_without_reading_any_first(live: Any) -> None:
+    api, sandbox, hs = live
+    company = sorted(api.snapshot("companies"))[0]
+    known = api.snapshot("contacts")
+    existing_id, existing = sorted(known.items())[0]
+    sandbox.calls.reset()
+    created = hs.create(
+        "contacts",
+        [
+            {"email": "fresh.one@assoc.example", "lastname": "One", "company_id": company},
+            {"email": "fresh.two@assoc.example", "lastname": "Two", "company_id": company},
+        ],
+    )
+    assert all(result.ok for result in created)
+    reads = "/crm/v4/associations/contacts/companies/batch/read"
+    assert sandbox.calls.count("POST", reads) == 0  # HubSpot said both are new
+    assert all(api.snapshot("contacts")[r.remote_id]["company_id"] == company for r in created)
+
+    # An upsert landing on a contact that exists may find associations to replace: it reads.
+    [again] = hs.create(
+        "contacts", [{"email": existing["email"], "lastname": "Again", "company_id": company}]
+    )
+    assert again.remote_id == existing_id
+    assert sandbox.calls.count("POST", reads) == 1
+    assert api.snapshot("contacts")[existing_id]["company_id"] == company
