@@ -36,7 +36,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
@@ -44,8 +43,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
+from peak_rss import PeakRss
 
 from connectors.memory.connector import MemoryConnector, MemorySettings
 from connectors.memory.store import MemoryStore
@@ -71,30 +72,6 @@ class BenchClock:
 
     def advance(self, span: timedelta) -> None:
         self.now += span
-
-
-class PeakRss:
-    """Samples this process's RSS every 20 ms while a block runs."""
-
-    def __init__(self) -> None:
-        self.process = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-
-    def __enter__(self) -> PeakRss:
-        self.peak = self.process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.process.memory_info().rss)
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
 
 
 def seed(a: MemoryStore, b: MemoryStore, total: int) -> None:

@@ -1,0 +1,239 @@
+"""Benchmark: HubSpot sandbox ↔ Zoho sandbox over HTTP, through the real connectors.
+
+    .venv/bin/python bench/sync.py                       # the issue's sizes
+    .venv/bin/python bench/sync.py --contacts 2000       # a quick look
+    .venv/bin/pip install hubspot-api-client             # for the side-by-side paging figure
+
+1. **Two-way**: each sandbox holds half of ``--contacts`` people (HubSpot people 0..N/2, Zoho
+   people 0.4N..0.9N, so a fifth of each side is in the other, typed differently), with their
+   companies (one per ten people) and deals (one per five). The initial two-way sync of all
+   three object types is timed; records/s counts the records read from both sides. Every API
+   call each sandbox answered is counted and compared with the minimum the vendors' page and
+   batch sizes allow for what the run read and wrote. Then 100 edits (50 a side) and an
+   incremental run: its time and calls.
+2. **One-way**: a HubSpot sandbox of ``--contacts`` contacts synced into an empty Zoho sandbox
+   (contacts only), in records/s, beside the official ``hubspot-api-client`` merely paging
+   through the same contacts on the same sandbox (when it is installed).
+
+Both sandboxes run in this process, in their own threads, with a raised request budget
+(``--rate-limit``, requests/s) so the figures measure crmhub rather than the vendors' throttles;
+with their real budgets the throttles dominate, which is what the connectors' rate limiters are
+for. Peak RSS is the whole process's: the sandboxes' data included.
+
+Targets (issue 3): API calls at most 1.05 x the minimum; the one-way sync at least as fast, in
+records/s, as hubspot-api-client paging the same contacts; peak RSS under 150 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import yaml
+from peak_rss import PeakRss
+
+from connectors.sampledata import sample_account
+from connectors.sandbox import Sandbox, SandboxOptions, load_sandbox
+from hub.config import load_config
+from hub.db import open_database
+from hub.demo import seed_sandbox, typed_by_hand
+from hub.report import RunReport
+from hub.runtime import run_sync
+from mappings.fieldmap import load_default_map
+
+SEED = 21
+OBJECTS = ("companies", "contacts", "deals")
+# Records per read call and per write call, as each connector uses its vendor's API.
+READ_PAGE = {"hubspot": 100, "zoho": 200}
+WRITE_BATCH = {"hubspot": 100, "zoho": 100}
+# Extra calls per page read or batch written, for references the vendor keeps apart from the
+# record: HubSpot's v4 associations (one call per target type); Zoho's lookups are inline.
+ASSOCIATION_CALLS = {
+    "hubspot": {"companies": 0, "contacts": 1, "deals": 2},
+    "zoho": {"companies": 0, "contacts": 0, "deals": 0},
+}
+
+
+def start(vendor: str, rate_limit: float) -> Sandbox:
+    sandbox = load_sandbox(vendor, SandboxOptions(seed=SEED, rate_limit=rate_limit))
+    sandbox.start()
+    return sandbox
+
+
+def write_config(
+    folder: Path, sandboxes: dict[str, Sandbox], objects: list[str], modes: Any
+) -> Path:
+    config = {
+        "database": f"sqlite:///{folder}/state.db",
+        "systems": {name: box.connector_settings() for name, box in sandboxes.items()},
+        "syncs": {"bench": {"systems": modes, "objects": objects, "conflicts": "newest"}},
+    }
+    path = folder / "crmhub.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def minimum_calls(report: RunReport, systems: list[str]) -> dict[str, int]:
+    """The fewest calls the page and batch sizes allow for what this run read and wrote."""
+    least: dict[str, int] = {}
+    for system in systems:
+        calls = 1  # one access token
+        for object_type in report.counts:
+            counts = report.counts[object_type].get(system, {})
+            extra = ASSOCIATION_CALLS[system][object_type]
+            read = counts.get("read", 0)
+            calls += max(math.ceil(read / READ_PAGE[system]), 1) * (1 + extra)
+            for kind in ("created", "updated"):
+                batches = math.ceil(counts.get(kind, 0) / WRITE_BATCH[system])
+                calls += batches * (1 + extra)
+        least[system] = calls
+    return least
+
+
+def run(config_path: Path) -> tuple[RunReport, float]:
+    config = load_config(config_path)
+    db = open_database(config.database)
+    started = time.perf_counter()
+    [report] = run_sync(db, config)
+    seconds = time.perf_counter() - started
+    db.dispose()
+    if report.exit_code != 0:
+        raise SystemExit(f"the run failed: {json.dumps(report.as_dict(), default=str)[:2000]}")
+    return report, seconds
+
+
+def two_way(contacts: int, rate_limit: float) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="crmhub-bench-sync-"))
+    half = contacts // 2
+    boxes = {"hubspot": start("hubspot", rate_limit), "zoho": start("zoho", rate_limit)}
+    maps = {name: load_default_map(name) for name in boxes}
+    ids = {
+        "hubspot": seed_sandbox(boxes["hubspot"].api, maps["hubspot"], sample_account(half, SEED)),
+        "zoho": seed_sandbox(
+            boxes["zoho"].api,
+            maps["zoho"],
+            sample_account(half, SEED, start=half * 4 // 5),
+            typed_by_hand,
+        ),
+    }
+    config = write_config(folder, boxes, list(OBJECTS), ["hubspot", "zoho"])
+    with PeakRss() as rss:
+        report, seconds = run(config)
+    calls = {name: box.calls.total for name, box in boxes.items()}
+    least = minimum_calls(report, list(boxes))
+    read = sum(c.get("read", 0) for by_system in report.counts.values() for c in by_system.values())
+
+    # 100 edits, 50 a side, then the incremental run.
+    for name, box in boxes.items():
+        people = sorted(ids[name]["contacts"].items())
+        chosen = people[:50] if name == "hubspot" else people[-50:]
+        field = maps[name].vendor_field("contacts", "job_title")
+        assert field is not None
+        for _, record_id in chosen:
+            box.api.modify("contacts", record_id, {field: f"Edited in {name}"})
+        box.calls.reset()
+    time.sleep(1.1)
+    incremental, incremental_seconds = run(config)
+    for box in boxes.values():
+        box.stop()
+    return {
+        "contacts": contacts,
+        "records_read": read,
+        "initial_seconds": round(seconds, 2),
+        "records_per_second": round(read / seconds),
+        "writes": report.writes,
+        "calls": calls,
+        "minimum_calls": least,
+        "calls_ratio": round(sum(calls.values()) / sum(least.values()), 3),
+        "rss_peak_mb": round(rss.peak / 2**20),
+        "incremental_seconds": round(incremental_seconds, 2),
+        "incremental_writes": incremental.writes,
+        "incremental_calls": {name: box.calls.total for name, box in boxes.items()},
+    }
+
+
+def one_way(contacts: int, rate_limit: float) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="crmhub-bench-oneway-"))
+    boxes = {"hubspot": start("hubspot", rate_limit), "zoho": start("zoho", rate_limit)}
+    account = sample_account(contacts, SEED)
+    account.companies.clear()
+    account.deals.clear()
+    seed_sandbox(boxes["hubspot"].api, load_default_map("hubspot"), account)
+    config = write_config(folder, boxes, ["contacts"], {"hubspot": "read", "zoho": "write"})
+    with PeakRss() as rss:
+        report, seconds = run(config)
+    created = report.counts["contacts"]["zoho"].get("created", 0)
+    result: dict[str, Any] = {
+        "contacts": contacts,
+        "crmhub_seconds": round(seconds, 2),
+        "crmhub_records_per_second": round(contacts / seconds),
+        "created_in_zoho": created,
+        "rss_peak_mb": round(rss.peak / 2**20),
+    }
+    result.update(official_client_paging(boxes["hubspot"], contacts))
+    for box in boxes.values():
+        box.stop()
+    return result
+
+
+def official_client_paging(hubspot: Sandbox, contacts: int) -> dict[str, Any]:
+    """hubspot-api-client paging the same contacts with the same properties, if installed."""
+    try:
+        from hubspot import HubSpot  # type: ignore[import-not-found]
+    except ImportError:
+        return {"official_client": "not installed (pip install hubspot-api-client)"}
+    # The sandbox's private-app token, as a user of the official client would hold one.
+    token = hubspot.api.private_app_token  # type: ignore[attr-defined]
+    properties = load_default_map("hubspot").vendor_fields("contacts")
+    client = HubSpot(access_token=token, host=hubspot.url)
+    started = time.perf_counter()
+    seen, after = 0, None
+    while True:
+        page = client.crm.contacts.basic_api.get_page(
+            limit=100, after=after, properties=[p for p in properties if p != "company_id"]
+        )
+        seen += len(page.results)
+        after = page.paging.next.after if page.paging and page.paging.next else None
+        if not after:
+            break
+    seconds = time.perf_counter() - started
+    assert seen == contacts, (seen, contacts)
+    return {
+        "official_client_seconds": round(seconds, 2),
+        "official_client_records_per_second": round(seen / seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--rate-limit", type=float, default=2000.0, help="requests/s per sandbox")
+    parser.add_argument("--only", choices=["two-way", "one-way"])
+    parser.add_argument("--child", choices=["two-way", "one-way"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        measure = two_way if args.child == "two-way" else one_way
+        print(json.dumps(measure(args.contacts, args.rate_limit)))
+        return
+    results: dict[str, Any] = {}
+    for part in [args.only] if args.only else ["two-way", "one-way"]:
+        # Each part in a fresh process, so one's memory never shows in the other's peak.
+        command = [sys.executable, __file__, "--child", part, "--contacts", str(args.contacts)]
+        command += ["--rate-limit", str(args.rate_limit)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        results[part] = json.loads(output.strip().splitlines()[-1])
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
