@@ -737,3 +737,21 @@ def test_real_memory_connector_rejects_unknown_settings(tmp_path: Path) -> None:
     assert str(caught.value) == (
         f"{file}: systems.a.pth: unknown key for the 'memory' connector (did you mean 'path'?)"
     )
+
+
+def test_the_hubspot_zoho_example_loads_and_needs_its_credentials() -> None:
+    example = REPO / "config" / "hubspot-zoho.yaml"
+    secrets = {
+        "HUBSPOT_TOKEN": "pat-test-0000",
+        "ZOHO_CLIENT_ID": "1000.TEST",
+        "ZOHO_CLIENT_SECRET": "zoho-test-secret",
+        "ZOHO_REFRESH_TOKEN": "1000.refresh.test",
+    }
+    config = load_config(example, environ=secrets)
+    assert {name: s.connector for name, s in config.systems.items()} == {
+        "hubspot": "hubspot",
+        "zoho": "zoho",
+    }
+    assert config.syncs["crm"].readers == ("hubspot", "zoho")
+    with pytest.raises(ConfigError, match="ZOHO_REFRESH_TOKEN"):
+        load_config(example, environ={k: v for k, v in secrets.items() if "REFRESH" not in k})
