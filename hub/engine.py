@@ -298,9 +298,7 @@ class _ObjectPass:
             cursor = store.get_cursor(conn, self.sync, name, self.object_type)
         since = cursor - self.spec.overlap if cursor is not None else None
         high = cursor
-        # A full read may list records in id order (HubSpot): one edited after the read passed
-        # it carries a stamp older than the newest seen, so the cursor stops at the read's start.
-        started = self.engine.clock() if since is None else None
+        started = self.engine.clock()
         fields = self._fields_to_read(runtime)
         read = 0
         connector = runtime.connector
@@ -324,8 +322,17 @@ class _ObjectPass:
                 self.engine.keep_lease()
                 if not token:
                     break
-        if started is not None and high is not None and high > started:
+        if since is None and high is not None and high > started:
+            # A full read may list records in id order (HubSpot): one edited after the read
+            # passed it carries a stamp older than the newest seen, so the cursor stops at the
+            # read's start.
             high = started
+        quiet_floor = started - self.spec.overlap
+        if high is None or high < quiet_floor:
+            # Everything the vendor stamped before the read began has been seen (the overlap
+            # absorbs clock skew and search-index lag): a quiet object type's cursor follows
+            # time, or every run would re-read the last burst of activity behind it forever.
+            high = quiet_floor
         if self.spec.deletes != "ignore" and runtime.connector.capabilities.detects_deletes:
             token = None
             while True:

@@ -406,14 +406,25 @@ class MemoryStore:
         return values
 
 
-def shifted_clock(start: datetime, step: timedelta) -> Clock:
-    """A deterministic clock for tests and benchmarks: each call is ``step`` after the last."""
-    state = {"now": start - step}
-    lock = threading.Lock()
+class ShiftedClock:
+    """A deterministic clock for tests and benchmarks: each call is ``step`` after the last,
+    and :meth:`advance` lets time pass between calls."""
 
-    def tick() -> datetime:
-        with lock:
-            state["now"] = state["now"] + step
-            return state["now"]
+    def __init__(self, start: datetime, step: timedelta) -> None:
+        self._now = start - step
+        self._step = step
+        self._lock = threading.Lock()
 
-    return tick
+    def __call__(self) -> datetime:
+        with self._lock:
+            self._now += self._step
+            return self._now
+
+    def advance(self, span: timedelta) -> None:
+        with self._lock:
+            self._now += span
+
+
+def shifted_clock(start: datetime, step: timedelta) -> ShiftedClock:
+    """A :class:`ShiftedClock` starting at ``start``."""
+    return ShiftedClock(start, step)

@@ -445,6 +445,25 @@ def test_an_edit_behind_a_full_read_listing_by_id_is_read_next_run(db: Engine):
     assert titles["p12@x.com"] == "Edited ahead of the read"
 
 
+def test_a_quiet_object_type_stops_re_reading_the_last_burst_of_activity(db: Engine):
+    h = Harness(db, objects=("companies", "contacts"))
+    h.add("a", "companies", name="Acme", domain="acme.com")
+    for i in range(5):
+        h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
+    h.run()
+    h.run()  # reads the first run's writes back, as echoes
+    h.clock.advance(timedelta(hours=1))
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.run()
+    h.clock.advance(timedelta(hours=1))
+    h.edit("a", "contacts", ann, jobtitle="CTO")
+    report = h.run()
+    # Only Ann is read: companies, quiet for two hours, are not read again and again.
+    assert report.counts["contacts"]["a"]["read"] == 1
+    assert report.counts.get("companies", {}).get("a", {}).get("read", 0) == 0
+    assert report.counts.get("companies", {}).get("b", {}).get("read", 0) == 0
+
+
 # --------------------------------------------------------------------------- vendor merges
 
 
