@@ -3,8 +3,10 @@
 Public entry points: :class:`HubSpotConnector` (``vendor = "hubspot"``), :class:`HubSpotSettings`,
 :data:`ASSOCIATIONS` and :data:`MODIFIED_PROPERTY`.
 
-Reads: a full read lists ``GET /crm/v3/objects/{type}`` (100 a page, ``after`` cursor, only the
-mapped properties); an incremental read searches on the modified-date property
+Reads: a full read lists ``GET /crm/v3/objects/{type}`` (100 a page, ``after`` cursor: an id
+keyset, which an edit mid-read cannot shift; only the mapped properties); an incremental read
+searches on the modified-date property, each page a fresh "modified >= newest handed out" query
+rather than an offset, so a record edited while the read pages is never skipped
 (:mod:`connectors.hubspot.search`), within the search API's own budget of 5 requests a second.
 References are pseudo-fields (contacts ``company_id``; deals ``company_id`` and ``contact_ids``)
 read with one v4 association batch read per page and target type, and written back with v4 batch
@@ -540,7 +542,8 @@ class HubSpotConnector:
         ).json
         records = [self._record(object_type, item, fields) for item in _results(body)]
         seen = [(r.id, to_epoch_ms(r.modified_at)) for r in records]
-        drop, following = cursor.advance(seen, _next_after(body))
+        # Only whether more follows matters: the next page is a fresh query, not an offset.
+        drop, following = cursor.advance(seen, _next_after(body) is not None)
         records = [r for r in records if r.id not in drop]
         records = self._with_associations(object_type, records, wanted)
         token = encode_token(cursor_state(following)) if following is not None else None

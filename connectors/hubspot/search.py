@@ -1,17 +1,27 @@
-"""Incremental reads through HubSpot's search API, past its 10,000-result cap, without loops.
+"""Incremental reads through HubSpot's search API, keyset-paged so edits made mid-read lose nothing.
 
 Public entry points: :class:`SearchCursor` (``start``, ``request``, ``advance``), :data:`LIMIT`,
-:data:`CAP`, and the page-token codec :func:`encode_token` / :func:`decode_token`.
+and the page-token codec :func:`encode_token` / :func:`decode_token`.
 
-HubSpot's search pages with an ``after`` offset and refuses (HTTP 400) any page past the 10,000th
-result of one query. A read sorted by the modified-date property therefore runs in *windows*:
-each window is a query "modified >= floor", paged by offset; before the next offset would cross
-the cap, a new window starts at the last modified time seen (``floor``), skipping the ids already
-returned at that instant. Restarting from a time alone loops forever when more records share one
-millisecond than fit in a window (HubSpot's month-end jobs stamp >10k records alike; airbyte
-#43317), so when the records of one instant fill a page, the cursor switches to a *tie* query
-("modified == t and hs_object_id > last id", sorted by ``hs_object_id``), which pages by keyset
-and has no cap, then resumes with the window "modified >= t + 1 ms".
+HubSpot's search pages with an ``after`` *offset* into the sorted result. Sorted by the
+modified-date property, that offset is unsafe: a record edited between two page requests jumps
+from its place to the end, every record behind it moves up one place, and the record that was
+just past the page boundary is skipped. Its modified time is older than the newest the read saw,
+so the hub's cursor passes it and the update is lost for good.
+
+So no page uses an offset. Every page is a fresh search "modified >= T", sorted ascending, 200 a
+page, where T (``floor``) is the newest modified time handed out so far (``since`` at first).
+Whatever the read has not handed out yet is still at or after T, wherever edits moved it, so the
+next page finds it; an edit of a record already handed out only makes it come back, with its new
+value, later in the same read. The records stamped exactly T that were already handed out come
+back first and are dropped: their ids travel in the token (``seen``). Since no query pages past
+its first page, HubSpot's 10,000-result cap on one query is never met.
+
+Time alone cannot move past an instant shared by a page's worth of records (HubSpot's month-end
+jobs stamp >10k records alike; airbyte #43317): when 200 ids at one instant have been handed out,
+the cursor switches to a *tie* query ("modified == T and hs_object_id > last id", sorted by
+``hs_object_id``), which is keyset-paged too, then resumes with "modified >= T + 1 ms". That rare
+case costs one extra search call at its end.
 """
 
 from __future__ import annotations
@@ -19,42 +29,43 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from connectors.errors import VendorError
 
-__all__ = ["CAP", "LIMIT", "SearchCursor", "decode_token", "encode_token"]
+__all__ = ["LIMIT", "SearchCursor", "decode_token", "encode_token"]
 
 LIMIT = 200  # the search API's largest page
-CAP = 10_000  # results one search query pages through before HubSpot answers 400
 OBJECT_ID = "hs_object_id"
+
+
+def _id_order(record_id: str) -> tuple[int, str]:
+    # HubSpot compares hs_object_id as a number: "99" < "100".
+    return (int(record_id), "") if record_id.isdigit() else (0, record_id)
 
 
 @dataclass(frozen=True, slots=True)
 class SearchCursor:
     """Where an incremental read stands.
 
-    ``floor`` (epoch ms) is the window's inclusive lower bound and ``after`` the offset inside
-    it; ``skip`` holds ids at ``floor`` that an earlier window already returned. ``tail_at`` and
-    ``tail_ids`` are the newest instant returned in this window and the ids returned at it, so
-    the next window can skip them. ``tie_after`` is set in tie mode: the last ``hs_object_id``
-    returned among the records stamped exactly ``floor``.
+    ``floor`` (epoch ms) is the inclusive lower bound of the next query: the newest modified time
+    handed out so far. ``seen`` holds the ids handed out that are stamped exactly ``floor``, so
+    the next page can drop them. ``tie_after`` is set in tie mode: the last ``hs_object_id``
+    returned among the records stamped exactly ``floor`` (``"0"`` before the first tie page).
     """
 
     floor: int
-    after: int = 0
-    skip: tuple[str, ...] = ()
-    tail_at: int = 0
-    tail_ids: tuple[str, ...] = ()
+    seen: tuple[str, ...] = ()
     tie_after: str | None = None
 
     @classmethod
     def start(cls, since_ms: int) -> SearchCursor:
-        return cls(floor=since_ms, tail_at=since_ms)
+        return cls(floor=since_ms)
 
     def request(self, modified: str, properties: Sequence[str]) -> dict[str, Any]:
-        """The JSON body of this page's ``POST /crm/v3/objects/{type}/search``."""
+        """The JSON body of this page's ``POST /crm/v3/objects/{type}/search``: never an
+        ``after`` offset, so no edit between two pages can shift a record past a page edge."""
         if self.tie_after is not None:
             filters = [
                 {"propertyName": modified, "operator": "EQ", "value": str(self.floor)},
@@ -64,54 +75,45 @@ class SearchCursor:
         else:
             filters = [{"propertyName": modified, "operator": "GTE", "value": str(self.floor)}]
             sort = modified
-        body: dict[str, Any] = {
+        return {
             "filterGroups": [{"filters": filters}],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": list(properties),
             "limit": LIMIT,
         }
-        if self.after:
-            body["after"] = str(self.after)
-        return body
 
     def advance(
-        self, page: Sequence[tuple[str, int]], next_after: str | None
+        self, page: Sequence[tuple[str, int]], more: bool
     ) -> tuple[set[str], SearchCursor | None]:
-        """Ids of ``page`` ((id, modified ms) in the order received) to drop as already
-        returned, and the cursor of the next page (None: the read is complete)."""
+        """Ids of ``page`` ((id, modified ms) in the order received) to drop as already handed
+        out, and the cursor of the next page (None: the read is complete). ``more`` says whether
+        HubSpot's answer had a next page."""
         if self.tie_after is not None:
-            return self._advance_tie(page, next_after)
-        drop = {rid for rid, at in page if at == self.floor and rid in self.skip}
-        tail_at, tail = self.tail_at, list(self.tail_ids)
-        for rid, at in page:
-            if at != tail_at:
-                tail_at, tail = at, []
-            tail.append(rid)
-        if next_after is None:
+            return self._advance_tie(page, more)
+        drop = {rid for rid, at in page if at == self.floor and rid in self.seen}
+        if not more or not page:
+            # An empty page that claims more has nothing to page from; ending the read is safe:
+            # the hub's cursor only moves to the newest record it was handed.
             return drop, None
-        try:
-            offset = int(next_after)
-        except ValueError:
-            raise VendorError(f"HubSpot search sent a non-numeric after {next_after!r}") from None
-        if len(tail) >= LIMIT:
-            # A page's worth of records share one instant: time alone cannot move past them.
-            return drop, SearchCursor(
-                floor=tail_at, skip=tuple(tail), tail_at=tail_at, tie_after="0"
-            )
-        if offset + LIMIT > CAP:
-            # The next window starts at the newest instant seen; its first page returns the ids
-            # already read at that instant again, and ``skip`` drops them.
-            return drop, SearchCursor(floor=tail_at, skip=tuple(tail), tail_at=tail_at)
-        return drop, replace(self, after=offset, tail_at=tail_at, tail_ids=tuple(tail))
+        newest = max(self.floor, *(at for _, at in page))
+        carried = self.seen if newest == self.floor else ()
+        seen = tuple(dict.fromkeys([*carried, *(rid for rid, at in page if at == newest)]))
+        if len(seen) >= LIMIT or (newest == self.floor and len(seen) == len(self.seen)):
+            # A page's worth of records share one instant (or the page brought nothing new):
+            # "modified >= floor" would answer the same page again. Page the instant by id.
+            return drop, SearchCursor(floor=newest, seen=seen, tie_after="0")
+        return drop, SearchCursor(floor=newest, seen=seen)
 
     def _advance_tie(
-        self, page: Sequence[tuple[str, int]], next_after: str | None
+        self, page: Sequence[tuple[str, int]], more: bool
     ) -> tuple[set[str], SearchCursor | None]:
-        drop = {rid for rid, _ in page if rid in self.skip}
-        if next_after is None or not page:
-            following = self.floor + 1
-            return drop, SearchCursor(floor=following, tail_at=following)
-        return drop, replace(self, tie_after=page[-1][0])
+        drop = {rid for rid, _ in page if rid in self.seen}
+        if not more or not page:
+            return drop, SearchCursor(floor=self.floor + 1)
+        last = page[-1][0]
+        # Ids at or below the keyset never come back: the token need not carry them.
+        seen = tuple(rid for rid in self.seen if _id_order(rid) > _id_order(last))
+        return drop, SearchCursor(floor=self.floor, seen=seen, tie_after=last)
 
 
 def encode_token(state: dict[str, Any]) -> str:
@@ -132,26 +134,22 @@ def decode_token(token: str) -> dict[str, Any]:
 
 
 def cursor_state(cursor: SearchCursor) -> dict[str, Any]:
-    return {
-        "m": "s",
-        "f": cursor.floor,
-        "a": cursor.after,
-        "s": list(cursor.skip),
-        "t": cursor.tail_at,
-        "i": list(cursor.tail_ids),
-        "x": cursor.tie_after,
-    }
+    """The token state of a search cursor: ``f`` floor, ``s`` seen ids, ``x`` tie keyset."""
+    state: dict[str, Any] = {"m": "s", "f": cursor.floor, "s": list(cursor.seen)}
+    if cursor.tie_after is not None:
+        state["x"] = cursor.tie_after
+    return state
 
 
 def cursor_from_state(state: dict[str, Any]) -> SearchCursor:
+    # Tokens of the earlier offset paging carry the same f/s/x plus keys ignored here; resuming
+    # one re-reads from its floor, which may hand a record out twice but never skips one.
     try:
+        tie = state.get("x")
         return SearchCursor(
             floor=int(state["f"]),
-            after=int(state["a"]),
-            skip=tuple(str(v) for v in state["s"]),
-            tail_at=int(state["t"]),
-            tail_ids=tuple(str(v) for v in state["i"]),
-            tie_after=None if state["x"] is None else str(state["x"]),
+            seen=tuple(str(v) for v in state.get("s") or ()),
+            tie_after=None if tie is None else str(tie),
         )
     except (KeyError, TypeError, ValueError):
         raise VendorError("unreadable HubSpot search page token") from None

@@ -19,7 +19,7 @@ from connectors.errors import (
 )
 from connectors.hubspot.connector import HubSpotConnector, HubSpotSettings
 from connectors.hubspot.errors import DailyLimitReached
-from connectors.hubspot.search import CAP, LIMIT, SearchCursor, decode_token
+from connectors.hubspot.search import LIMIT, SearchCursor, decode_token
 from tests.connectors.conftest import sample
 
 BASE = "https://api.hubapi.com"
@@ -138,40 +138,77 @@ def test_references_come_from_one_v4_batch_read_per_page(rsps: responses.Request
 # ---------------------------------------------------------------------------------- incremental
 
 
+def search_body(*filters: dict[str, str], sort: str = "lastmodifieddate") -> dict[str, Any]:
+    """The body of one page of the incremental search: never an ``after`` offset."""
+    return {
+        "filterGroups": [{"filters": list(filters)}],
+        "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+        "properties": [*CONTACT_FIELDS, "lastmodifieddate", "hs_merged_object_ids"],
+        "limit": 200,
+    }
+
+
+def since_ms(ms: int) -> dict[str, str]:
+    return {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(ms)}
+
+
+def hits(*records: tuple[str, int], more: bool) -> dict[str, Any]:
+    """A search answer holding ``(id, modified ms)`` records, with ``paging`` when ``more``."""
+    answer: dict[str, Any] = {
+        "total": len(records) + (1 if more else 0),
+        "results": [
+            {
+                "id": rid,
+                "properties": {
+                    "hs_object_id": rid,
+                    "email": f"c{rid}@example.com",
+                    "lastmodifieddate": datetime.fromtimestamp(ms / 1000, UTC)
+                    .isoformat(timespec="milliseconds")
+                    .replace("+00:00", "Z"),
+                },
+            }
+            for rid, ms in records
+        ],
+    }
+    if more:
+        # HubSpot's offset; the connector must not send it back.
+        answer["paging"] = {"next": {"after": str(len(records))}}
+    return answer
+
+
+def read_pages(hs: HubSpotConnector, since: datetime) -> list[list[str]]:
+    pages: list[list[str]] = []
+    token: str | None = None
+    while True:
+        page = hs.read_changes("contacts", since, token, CONTACT_FIELDS)
+        pages.append([r.id for r in page.records])
+        token = page.next_token
+        if token is None:
+            return pages
+
+
 def test_incremental_read_searches_on_lastmodifieddate_ascending(
     rsps: responses.RequestsMock,
 ) -> None:
     since = datetime(2025, 1, 1, tzinfo=UTC)
-    body = {
-        "filterGroups": [
-            {
-                "filters": [
-                    {
-                        "propertyName": "lastmodifieddate",
-                        "operator": "GTE",
-                        "value": "1735689600000",
-                    }
-                ]
-            }
-        ],
-        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-        "properties": [*CONTACT_FIELDS, "lastmodifieddate", "hs_merged_object_ids"],
-        "limit": 200,
-    }
+    body = search_body(since_ms(1735689600000))
     rsps.post(
         f"{CONTACTS}/search",
         json=sample("hubspot-contacts-search-page1"),
         match=[matchers.json_params_matcher(body)],
     )
+    # The second page is a fresh query from the newest modified time handed out (501's), not
+    # the offset HubSpot offered ("after": "54").
     rsps.post(
         f"{CONTACTS}/search",
         json=sample("hubspot-contacts-search-lastpage"),
-        match=[matchers.json_params_matcher({**body, "after": "54"})],
+        match=[matchers.json_params_matcher(search_body(since_ms(1738007595581)))],
     )
     hs, _ = private_app()
 
     first = hs.read_changes("contacts", since, None, CONTACT_FIELDS)
     assert first.next_token is not None
+    assert decode_token(first.next_token) == {"m": "s", "f": 1738007595581, "s": ["501"]}
     second = hs.read_changes("contacts", since, first.next_token, CONTACT_FIELDS)
 
     assert [r.id for r in first.records] == ["501"]
@@ -179,6 +216,87 @@ def test_incremental_read_searches_on_lastmodifieddate_ascending(
     assert second.next_token is None
     # Search calls carry no rate headers and go through the search budget, not the burst one.
     assert "X-HubSpot-RateLimit-Remaining" not in rsps.calls[0].response.headers
+
+
+def test_every_page_is_a_fresh_search_from_the_newest_time_handed_out(
+    rsps: responses.RequestsMock,
+) -> None:
+    """The request sequence of a read during which record 1 is edited (it moves to 1700)."""
+    search = f"{CONTACTS}/search"
+    rsps.post(
+        search,
+        json=hits(("1", 1000), ("2", 1500), ("3", 1500), more=True),
+        match=[matchers.json_params_matcher(search_body(since_ms(1000)))],
+    )
+    # 2 and 3 share the newest instant: they come back first and are dropped; 1 was edited.
+    rsps.post(
+        search,
+        json=hits(("2", 1500), ("3", 1500), ("4", 1600), ("1", 1700), more=True),
+        match=[matchers.json_params_matcher(search_body(since_ms(1500)))],
+    )
+    rsps.post(
+        search,
+        json=hits(("1", 1700), ("5", 1800), more=False),
+        match=[matchers.json_params_matcher(search_body(since_ms(1700)))],
+    )
+    hs, _ = private_app()
+
+    pages = read_pages(hs, datetime.fromtimestamp(1, UTC))
+
+    assert pages == [["1", "2", "3"], ["4", "1"], ["5"]]
+    assert len(rsps.calls) == 3  # one search call a page, as before
+    assert all("after" not in json.loads(call.request.body) for call in rsps.calls)
+
+
+def test_a_crowded_instant_is_paged_by_object_id_then_time_resumes_a_millisecond_later(
+    rsps: responses.RequestsMock,
+) -> None:
+    search = f"{CONTACTS}/search"
+    crowd = [(str(n), 5000) for n in range(1, LIMIT + 11)]
+    rsps.post(
+        search,
+        json=hits(*crowd[:LIMIT], more=True),
+        match=[matchers.json_params_matcher(search_body(since_ms(5000)))],
+    )
+    at_5000 = {"propertyName": "lastmodifieddate", "operator": "EQ", "value": "5000"}
+    rsps.post(
+        search,
+        json=hits(*crowd[:LIMIT], more=True),
+        match=[
+            matchers.json_params_matcher(
+                search_body(
+                    at_5000,
+                    {"propertyName": "hs_object_id", "operator": "GT", "value": "0"},
+                    sort="hs_object_id",
+                )
+            )
+        ],
+    )
+    rsps.post(
+        search,
+        json=hits(*crowd[LIMIT:], more=False),
+        match=[
+            matchers.json_params_matcher(
+                search_body(
+                    at_5000,
+                    {"propertyName": "hs_object_id", "operator": "GT", "value": str(LIMIT)},
+                    sort="hs_object_id",
+                )
+            )
+        ],
+    )
+    rsps.post(
+        search,
+        json=hits(("999", 5002), more=False),
+        match=[matchers.json_params_matcher(search_body(since_ms(5001)))],
+    )
+    hs, _ = private_app()
+
+    pages = read_pages(hs, datetime.fromtimestamp(5, UTC))
+
+    ids = [rid for page in pages for rid in page]
+    assert ids == [rid for rid, _ in crowd] + ["999"]
+    assert [len(page) for page in pages] == [LIMIT, 0, 10, 1]
 
 
 def test_companies_search_on_hs_lastmodifieddate(rsps: responses.RequestsMock) -> None:
@@ -193,30 +311,33 @@ def test_companies_search_on_hs_lastmodifieddate(rsps: responses.RequestsMock) -
     assert page.next_token is None
 
 
-def test_search_cursor_rewindows_before_the_10k_cap_and_skips_what_it_returned() -> None:
+def test_search_cursor_restarts_at_the_newest_instant_and_drops_what_it_handed_out() -> None:
     cursor = SearchCursor.start(1000)
-    # The last page before the cap ends with two records stamped 5000.
-    page = [("7", 4000), ("8", 5000), ("9", 5000)]
-    drop, following = cursor.advance(page, str(CAP - LIMIT + 1))
+    # The page ends with two records stamped 5000; more follow.
+    drop, following = cursor.advance([("7", 4000), ("8", 5000), ("9", 5000)], True)
     assert drop == set()
-    assert following is not None
-    assert (following.floor, following.after, following.skip) == (5000, 0, ("8", "9"))
+    assert following == SearchCursor(floor=5000, seen=("8", "9"))
     body = following.request("lastmodifieddate", ["email"])
-    assert body["filterGroups"][0]["filters"][0] == {
-        "propertyName": "lastmodifieddate",
-        "operator": "GTE",
-        "value": "5000",
-    }
+    assert body["filterGroups"] == [
+        {"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": "5000"}]}
+    ]
     assert "after" not in body
-    # The new window returns 8 and 9 again first: they are dropped, 10 is new.
-    drop, _ = following.advance([("8", 5000), ("9", 5000), ("10", 5001)], None)
+    # 8 and 9 come back first and are dropped; 8, edited meanwhile, comes back later, kept.
+    drop, again = following.advance([("9", 5000), ("10", 5000), ("8", 7000)], True)
+    assert drop == {"9"}
+    assert again == SearchCursor(floor=7000, seen=("8",))
+    # At the same instant the ids handed out add up.
+    drop, same = following.advance([("8", 5000), ("9", 5000), ("10", 5000)], True)
     assert drop == {"8", "9"}
+    assert same == SearchCursor(floor=5000, seen=("8", "9", "10"))
+    # The last page ends the read.
+    assert following.advance([("9", 5000), ("11", 6000)], False) == ({"9"}, None)
 
 
 def test_search_cursor_pages_a_crowded_instant_by_object_id_instead_of_looping() -> None:
     crowded = [(str(n), 5000) for n in range(1, LIMIT + 1)]
     cursor = SearchCursor.start(5000)
-    _, tie = cursor.advance(crowded, str(LIMIT))
+    _, tie = cursor.advance(crowded, True)
     assert tie is not None
     assert tie.tie_after == "0"
     body = tie.request("lastmodifieddate", [])
@@ -226,13 +347,23 @@ def test_search_cursor_pages_a_crowded_instant_by_object_id_instead_of_looping()
         "operator": "GT",
         "value": "0",
     }
-    drop, tie2 = tie.advance([("150", 5000), ("201", 5000)], "2")
+    assert "after" not in body
+    drop, tie2 = tie.advance([("150", 5000), ("1000", 5000)], True)
     assert drop == {"150"}
     assert tie2 is not None
-    assert tie2.tie_after == "201"
-    _, done = tie2.advance([("202", 5000)], None)
-    assert done is not None
-    assert (done.floor, done.tie_after) == (5001, None)
+    assert tie2.tie_after == "1000"
+    assert tie2.seen == ()  # ids below the keyset never come back: the token forgets them
+    _, done = tie2.advance([("1001", 5000)], False)
+    assert done == SearchCursor(floor=5001)
+
+
+def test_search_cursor_pages_by_id_when_a_page_brings_nothing_new() -> None:
+    # A short page that claims more yet holds only ids already handed out: time alone would ask
+    # for the same page forever.
+    cursor = SearchCursor(floor=5000, seen=("1", "2"))
+    drop, following = cursor.advance([("1", 5000), ("2", 5000)], True)
+    assert drop == {"1", "2"}
+    assert following == SearchCursor(floor=5000, seen=("1", "2"), tie_after="0")
 
 
 # ---------------------------------------------------------------------------------- auth

@@ -1,10 +1,12 @@
 """The HubSpot connector against its live sandbox: what the shared contract suite does not cover.
 
-Associations, merges, the search cap and crowded instants, validation shapes, rate-limit answers.
+Associations, merges, incremental reads under concurrent edits, the search cap and crowded
+instants, validation shapes, rate-limit answers.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +16,6 @@ import requests
 
 from connectors.base import RemoteRecord
 from connectors.hubspot import sandbox as hubspot_sandbox
-from connectors.hubspot import search as hubspot_search
 from connectors.hubspot.connector import HubSpotConnector
 from connectors.hubspot.sandbox import HubSpotApi
 from connectors.sandbox import RollingWindow, Sandbox, SandboxOptions
@@ -191,14 +192,14 @@ def test_a_crowded_instant_is_read_once_each_without_looping(live: Any) -> None:
     assert sandbox.calls.count("POST", "/crm/v3/objects/contacts/search") <= 6
 
 
-def test_incremental_read_passes_the_search_cap_by_rewindowing(
+def test_incremental_read_never_pages_by_offset_so_the_search_cap_is_never_met(
     live: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(hubspot_search, "CAP", 600)
-    monkeypatch.setattr(hubspot_sandbox, "SEARCH_CAP", 600)
+    # A cap of one page: any offset past the first page would be refused.
+    monkeypatch.setattr(hubspot_sandbox, "SEARCH_CAP", 200)
     api, sandbox, hs = live
     base = to_epoch_ms(datetime.now(UTC)) + 86_400_000  # after every seeded record
-    # Pairs of records share a millisecond, so window edges fall inside ties.
+    # Pairs of records share a millisecond, so page edges fall inside ties.
     made = {
         str(api._store("contacts", {"firstname": f"N{n}"}, base + n // 2, base + n // 2).id)
         for n in range(1500)
@@ -210,7 +211,113 @@ def test_incremental_read_passes_the_search_cap_by_rewindowing(
     assert len(ids) == len(set(ids)) == 1500
     assert set(ids) == made
     assert [r.modified_at for r in records] == sorted(r.modified_at for r in records)
-    assert sandbox.calls.count("POST", "/crm/v3/objects/contacts/search") < 12
+    # 1500 records, 200 a page less the one or two handed out at each page's last instant.
+    assert sandbox.calls.count("POST", "/crm/v3/objects/contacts/search") == 8
+
+
+def modified_since(api: HubSpotApi, object_type: str, since_ms: int) -> set[str]:
+    return {str(r.id) for r in api._table(object_type).live.values() if r.updated_ms >= since_ms}
+
+
+def test_an_edit_between_pages_of_a_read_loses_no_record(live: Any) -> None:
+    """The lost-update bug: an edit moves a record handed out on page 1 to the end of the
+    modified-time order; with offset paging every later record shifted one place down and the
+    one at the next page edge was never returned, its update lost for good."""
+    api, _, hs = live
+    base = to_epoch_ms(datetime.now(UTC)) - 3_600_000
+    for n in range(500):
+        api._store("contacts", {"firstname": f"Old {n}"}, base + 10 * n, base + 10 * n)
+    since = datetime.fromtimestamp(base / 1000, UTC)
+    existing = modified_since(api, "contacts", base)
+    fields = FIELDMAP.vendor_fields("contacts")
+
+    first = hs.read_changes("contacts", since, None, fields)
+    assert first.next_token is not None
+    edited = first.records[len(first.records) // 2]
+    api.modify("contacts", edited.id, {"firstname": "Edited mid-read"})
+    records = list(first.records)
+    token: str | None = first.next_token
+    while token is not None:
+        page = hs.read_changes("contacts", since, token, fields)
+        records.extend(page.records)
+        token = page.next_token
+
+    assert {r.id for r in records} >= existing
+    again = [r for r in records[len(first.records) :] if r.id == edited.id]
+    assert [r.fields["firstname"] for r in again] == ["Edited mid-read"]
+    assert again[0].modified_at > edited.modified_at
+    # The hub's cursor goes to the newest time handed out: it cannot pass an unread edit.
+    assert max(r.modified_at for r in records) == again[0].modified_at
+
+
+def test_edits_between_every_page_lose_nothing_and_end_with_the_latest_values(
+    live: Any,
+) -> None:
+    api, _, hs = live
+    base = to_epoch_ms(datetime.now(UTC)) - 3_600_000
+    # Triples share a millisecond, so page edges fall inside ties.
+    for n in range(900):
+        api._store("contacts", {"firstname": f"Old {n}"}, base + n // 3, base + n // 3)
+    since = datetime.fromtimestamp(base / 1000, UTC)
+    existing = sorted(modified_since(api, "contacts", base), key=int)
+    fields = FIELDMAP.vendor_fields("contacts")
+    rng = random.Random(7)
+    latest: dict[str, str] = {}
+
+    records: list[RemoteRecord] = []
+    token: str | None = None
+    for turn in range(100):
+        page = hs.read_changes("contacts", since, token, fields)
+        records.extend(page.records)
+        token = page.next_token
+        if token is None:
+            break
+        # Some of these were handed out already, some not yet.
+        for victim in rng.sample(existing, 4):
+            latest[victim] = f"Turn {turn} {victim}"
+            api.modify("contacts", victim, {"firstname": latest[victim]})
+    assert token is None
+
+    assert {r.id for r in records} == set(existing)
+    last_seen = {r.id: r.fields["firstname"] for r in records}
+    assert {rid: last_seen[rid] for rid in latest} == latest
+
+
+def test_a_crowded_instant_edited_while_paged_by_id_loses_nothing(live: Any) -> None:
+    api, sandbox, hs = live
+    instant = to_epoch_ms(datetime.now(UTC)) + 86_400_000  # after every seeded record
+    crowd = [
+        str(api._store("contacts", {"firstname": f"Batch {n}"}, instant, instant).id)
+        for n in range(450)
+    ]
+    later = str(api._store("contacts", {"firstname": "Later"}, instant + 5, instant + 5).id)
+    since = datetime.fromtimestamp(instant / 1000, UTC)
+    fields = FIELDMAP.vendor_fields("contacts")
+    sandbox.calls.reset()
+
+    first = hs.read_changes("contacts", since, None, fields)
+    handed_out, pending = first.records[0].id, crowd[-1]
+    assert pending not in {r.id for r in first.records}
+    records = list(first.records)
+    token = first.next_token
+    edits = 0
+    while token is not None:
+        page = hs.read_changes("contacts", since, token, fields)
+        records.extend(page.records)
+        token = page.next_token
+        if edits == 0 and token is not None:
+            # Mid-crowd: one record already handed out, one not yet, move out of the instant.
+            for rid in (handed_out, pending):
+                api.modify("contacts", rid, {"firstname": f"Edited {rid}"})
+            edits += 1
+
+    ids = [r.id for r in records]
+    assert set(ids) == {*crowd, later}
+    assert all(ids.count(rid) == 1 for rid in crowd if rid not in (handed_out, pending))
+    final = {r.id: r.fields["firstname"] for r in records}
+    assert final[handed_out] == f"Edited {handed_out}"
+    assert final[pending] == f"Edited {pending}"
+    assert sandbox.calls.count("POST", "/crm/v3/objects/contacts/search") <= 7
 
 
 def test_search_past_10000_results_is_a_400_as_on_hubspot(live: Any) -> None:
