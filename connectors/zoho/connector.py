@@ -9,10 +9,31 @@ How it talks to Zoho (facts in ``/work/shared/vendors/hubspot-zoho.md``, part B)
   ``api_domain`` the token response names (unless ``api_url`` is set). The token is cached and
   shared per process (:mod:`connectors.zoho.auth`), refreshed on 401 ``INVALID_TOKEN``, and never
   minted more than 10 times in 10 minutes.
-* Reads: ``GET /crm/v8/{Module}?fields=…&per_page=200&sort_by=Modified_Time&sort_order=asc``
-  with ``If-Modified-Since`` for incremental reads (304 is an empty last page); ``page`` up to
-  Zoho's 2,000-record wall, then ``page_token``. The page token handed to the hub encodes that
-  state (and the last modified time seen, to restart from it if Zoho's own token expired).
+* Reads: ``GET /crm/v8/{Module}?fields=…&per_page=200&sort_by=Modified_Time&sort_order=asc``.
+  Zoho's ``page``/``page_token`` are offsets into that order, and a record edited while the hub
+  pages jumps to the end, so every record behind it moves up one place and the one at the next
+  page boundary would never be seen (its stamp is older than the newest the read saw, so the
+  hub's cursor passes it for good). Reads are therefore keyset-paged on ``Modified_Time``: each
+  page is page 1 of a fresh request ``If-Modified-Since`` the newest whole second handed out so
+  far, minus the connector's one-second safety (Zoho says "after" and Airbyte found "at or
+  after"; stamps are whole seconds), and the records that come back again are dropped: those
+  older than that second, and those in it whose ids the page token carries. An edited record
+  is then simply met again, with its new stamp, later in the same read. A full read starts with
+  no header; an incremental one at ``since``'s second (nothing older is handed out). 304 and
+  204 are an empty last page.
+* The one exception (offset-paged, documented): when a whole page lies within one second and
+  the second before it (a bulk import or mass update), asking again from that second cannot
+  advance. The read then pages that same request on by ``page`` (and by ``page_token`` past
+  Zoho's 2,000-record wall) until a page reaches a later second, and keyset-pages from there
+  again. Inside such a window an edit can still hide one record at a page boundary, as before.
+  If Zoho's page token is refused (24-hour expiry, params changed), the window is paged again
+  from its start: an overlap, never a gap.
+* Page tokens handed to the hub are JSON, zlib-compressed and base64url-encoded: ``k`` the key
+  second (epoch seconds; absent on a full read's first window), ``i`` the ids handed out in that
+  second, and inside a crowded window ``p`` (the next page number) or ``t`` (Zoho's token).
+  Each page costs one list call. What each re-asking repeats (the key's second and the one
+  before) is dropped, so a page yields that many fewer new records; a crowded window costs the
+  calls it takes to page through it, plus at most one for the page that found it.
 * Writes: contacts are created by upsert on ``Email`` (so a create repeated after a crash finds
   its record), other modules by insert; updates by bulk ``PUT``; every write sends
   ``trigger: []`` so Zoho workflows do not echo our writes back. Per-record results
@@ -27,10 +48,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import urlsplit
 
@@ -235,20 +258,30 @@ def classify_zoho(response: requests.Response) -> ConnectorError | None:
 # Page tokens handed to the hub
 
 
+_TOKEN_VERSION: Final = 2
+
+
 def _encode(state: Mapping[str, Any]) -> str:
-    raw = json.dumps(state, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    raw = json.dumps({**state, "v": _TOKEN_VERSION}, separators=(",", ":"), sort_keys=True)
+    # zlib: a token may carry up to a page of 19-digit ids that share long prefixes.
+    packed = zlib.compress(raw.encode("utf-8"), 9)
+    return base64.urlsafe_b64encode(packed).decode("ascii").rstrip("=")
 
 
 def _decode(token: str) -> dict[str, Any]:
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        state = json.loads(raw)
-    except (binascii.Error, ValueError):
+        packed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        state = json.loads(zlib.decompress(packed))
+    except (binascii.Error, zlib.error, ValueError):
         state = None
-    if not isinstance(state, dict) or state.get("v") != 1:
+    if not isinstance(state, dict) or state.get("v") != _TOKEN_VERSION:
         raise ConnectorConfigError(f"not a page token of the Zoho connector: {token[:40]!r}")
     return state
+
+
+def _second(instant: datetime) -> int:
+    """The whole second (epoch) of ``instant``: Zoho stamps and compares at seconds."""
+    return math.floor(instant.timestamp())
 
 
 def _since_header(since: datetime) -> str:
@@ -419,21 +452,22 @@ class ZohoConnector:
         page_token: str | None,
         fields: Sequence[str],
     ) -> Page:
+        """One page, keyset-paged on ``Modified_Time`` (see the module docstring)."""
         module = module_for(object_type)
         wanted = self._fields(object_type, module, fields)
         state: dict[str, Any]
         if page_token:
             state = _decode(page_token)
         else:
-            state = {"v": 1, "s": since.isoformat() if since else None, "p": 1}
+            state = {"k": _second(since)} if since is not None else {}
         try:
             response = self._list(module, wanted, state)
         except (RecordRejected, ZohoApiError) as exc:
             if "t" not in state or exc.code not in (_PAGE_TOKEN_REFUSED | {"INVALID_DATA"}):
                 raise
-            # Zoho's page token expired (24 h) or no longer fits the query: start again from
-            # the last record handed out, which the hub has seen (an overlap, never a gap).
-            state = {"v": 1, "s": state.get("r") or state.get("s"), "p": 1}
+            # Zoho's page token expired (24 h) or no longer fits the query: page the crowded
+            # window again from its start; the hub drops what it has seen (overlap, no gap).
+            state = {name: state[name] for name in ("k", "i") if name in state}
             response = self._list(module, wanted, state)
         if response.status in _NO_RECORDS or not isinstance(response.json, dict):
             return Page([], None)
@@ -442,23 +476,38 @@ class ZohoConnector:
         if not isinstance(raw, list):
             raise VendorError(f"Zoho's {module} list has no data array", system=self.system)
         records = [self._record(module, item, fields or DEFAULT_FIELDS[module]) for item in raw]
-        info = _info(body)
-        if state.get("s"):
-            # The header asked from a second early; stamps before since's own second are
-            # certainly older than since and are left out.
-            oldest = datetime.fromisoformat(state["s"]).replace(microsecond=0)
-            handed = [record for record in records if record.modified_at >= oldest]
-        else:
-            handed = records
-        if not info.get("more_records") or not records:
+        key: int | None = state.get("k")
+        seen = frozenset(state.get("i") or ())
+        # The request asked from the second before the key, so it repeats what this read handed
+        # out already: everything older than the key (and, on the first page, older than
+        # since's second) and the ids of the key's own second the token names.
+        handed = [
+            record
+            for record in records
+            if key is None
+            or _second(record.modified_at) > key
+            or (_second(record.modified_at) == key and record.id not in seen)
+        ]
+        if not _info(body).get("more_records") or not records:
             return Page(handed, None)
-        following: dict[str, Any] = {"v": 1, "s": state.get("s")}
-        following["r"] = records[-1].modified_at.isoformat()
-        page = state.get("p")
+        stamps = [_second(record.modified_at) for record in records]
+        newest = max(stamps)
+        if min(stamps) < newest - 1:
+            # Asking again from `newest` re-reads only the seconds newest-1 and newest, and this
+            # page holds more than those, so the next request gets further. It also holds all
+            # of `newest`'s records (they sort last), so their ids are all the token needs.
+            ids = sorted(
+                {r.id for r, stamp in zip(records, stamps, strict=True) if stamp == newest}
+            )
+            return Page(handed, _encode({"k": newest, "i": ids}))
+        # The whole page lies in one second and the one before it: asking again from there
+        # would return this very page. Page on through this request's window by offset.
+        following: dict[str, Any] = {n: state[n] for n in ("k", "i") if n in state}
+        page = state.get("p", 1) if "t" not in state else None
         if isinstance(page, int) and (page + 1) * self.settings.page_size <= DISCRETE_LIMIT:
             following["p"] = page + 1
         else:
-            zoho_token = info.get("next_page_token")
+            zoho_token = _info(body).get("next_page_token")
             if not isinstance(zoho_token, str) or not zoho_token:
                 raise VendorError(
                     f"Zoho's {module} list has more records but no next_page_token",
@@ -479,8 +528,9 @@ class ZohoConnector:
         else:
             params["page"] = state.get("p", 1)
         headers = {}
-        if state.get("s"):
-            headers["If-Modified-Since"] = _since_header(datetime.fromisoformat(state["s"]))
+        if state.get("k") is not None:
+            key = datetime.fromtimestamp(state["k"], UTC)
+            headers["If-Modified-Since"] = _since_header(key)
         return self._request("GET", f"/{module}", params=params, headers=headers)
 
     def read_deletes(
@@ -490,7 +540,7 @@ class ZohoConnector:
         state: dict[str, Any] = (
             _decode(page_token)
             if page_token
-            else {"v": 1, "s": since.isoformat() if since else None, "p": 1}
+            else {"s": since.isoformat() if since else None, "p": 1}
         )
         floor = datetime.fromisoformat(str(state["s"])) if state.get("s") else None
         headers = {"If-Modified-Since": _since_header(floor)} if floor else {}
@@ -516,7 +566,7 @@ class ZohoConnector:
         info = _info(body)
         if not info.get("more_records"):
             return Page(records, None)
-        following = {"v": 1, "s": state.get("s"), "p": int(state.get("p", 1)) + 1}
+        following = {"s": state.get("s"), "p": int(state.get("p", 1)) + 1}
         return Page(records, _encode(following))
 
     def read(

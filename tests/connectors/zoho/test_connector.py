@@ -250,41 +250,185 @@ def test_incremental_read_sends_if_modified_since_and_304_is_the_last_page(
     assert page.next_token is None
 
 
-def test_pages_by_number_then_by_page_token_past_2000(
+def listed(
+    rows: list[tuple[int, str]], *, more: bool, page: int = 1, next_page_token: str | None = None
+) -> dict[str, Any]:
+    """A list body in Zoho's shape (``info`` as in the recorded sample) for (id, Modified_Time)
+    rows; shorter than Zoho's 200-record pages, which the paging does not depend on."""
+    data = [
+        {
+            "First_Name": None,
+            "Last_Name": f"Person {n}",
+            "Email": None,
+            "Account_Name": None,
+            "Modified_Time": stamp,
+            "id": _id(n),
+        }
+        for n, stamp in rows
+    ]
+    info = {
+        "per_page": 200,
+        "next_page_token": next_page_token,
+        "count": len(data),
+        "sort_by": "Modified_Time",
+        "page": page,
+        "previous_page_token": None,
+        "page_token_expiry": "2024-12-21T12:40:00+05:30" if next_page_token else None,
+        "sort_order": "asc",
+        "more_records": more,
+    }
+    return {"data": data, "info": info}
+
+
+def _id(n: int) -> str:
+    return str(6493490000001291000 + n)
+
+
+def read_through(crm: ZohoConnector, since: datetime | None, token: str | None = None) -> list[str]:
+    ids: list[str] = []
+    while True:
+        page = crm.read_changes("contacts", since, token, LIST_FIELDS)
+        ids.extend(record.id for record in page.records)
+        token = page.next_token
+        if token is None:
+            return ids
+
+
+def test_keyset_paging_asks_again_from_the_newest_second_and_drops_repeats(
+    rsps: responses.RequestsMock, refresh_token: str
+) -> None:
+    token_call(rsps, refresh_token)
+    # A full read: page 1 with no If-Modified-Since.
+    rsps.get(
+        CONTACTS,
+        json=listed(
+            [
+                (1, "2024-12-20T12:40:00+05:30"),
+                (2, "2024-12-20T12:40:05+05:30"),
+                (3, "2024-12-20T12:40:10+05:30"),
+            ],
+            more=True,
+            next_page_token="c8582xx9e7c7",
+        ),
+        match=[matchers.query_param_matcher(list_query(page=1))],
+    )
+    # Then page 1 again, from the second before the newest handed out (12:40:10 = 07:10:10Z).
+    # Record 1 was edited in between: it comes again at the end with its new stamp; record 3
+    # comes again unchanged and is dropped; record 4 shares 3's second and is new.
+    rsps.get(
+        CONTACTS,
+        json=listed(
+            [
+                (3, "2024-12-20T12:40:10+05:30"),
+                (4, "2024-12-20T12:40:10+05:30"),
+                (1, "2024-12-20T12:40:20+05:30"),
+                (5, "2024-12-20T12:40:30+05:30"),
+            ],
+            more=True,
+            next_page_token="aa11",
+        ),
+        match=[
+            matchers.query_param_matcher(list_query(page=1)),
+            matchers.header_matcher({"If-Modified-Since": "2024-12-20T07:10:09+00:00"}),
+        ],
+    )
+    rsps.get(
+        CONTACTS,
+        json=listed([(5, "2024-12-20T12:40:30+05:30")], more=False),
+        match=[
+            matchers.query_param_matcher(list_query(page=1)),
+            matchers.header_matcher({"If-Modified-Since": "2024-12-20T07:10:29+00:00"}),
+        ],
+    )
+    crm, _ = make(refresh_token)
+
+    first = crm.read_changes("contacts", None, None, LIST_FIELDS)
+    assert first.next_token is not None
+    key = int(datetime(2024, 12, 20, 7, 10, 10, tzinfo=UTC).timestamp())
+    assert _state(first.next_token) == {"v": 2, "k": key, "i": [_id(3)]}
+    rest = read_through(crm, None, first.next_token)
+
+    assert [r.id for r in first.records] == [_id(1), _id(2), _id(3)]
+    assert rest == [_id(4), _id(1), _id(5)]
+    assert "If-Modified-Since" not in rsps.calls[1].request.headers
+
+
+def test_incremental_read_starts_at_the_second_of_since(
     rsps: responses.RequestsMock, refresh_token: str
 ) -> None:
     token_call(rsps, refresh_token)
     rsps.get(
         CONTACTS,
-        json=contacts_page(more_records=True, next_page_token="c8582xx9e7c7"),
-        match=[matchers.query_param_matcher(list_query(page=2))],
-    )
-    rsps.get(
-        CONTACTS,
-        json=contacts_page(more_records=True, page=10, next_page_token="3040xxxx9d467"),
-        match=[matchers.query_param_matcher(list_query(page=10))],
-    )
-    rsps.get(
-        CONTACTS,
-        json=contacts_page(),
-        match=[matchers.query_param_matcher(list_query(page_token="3040xxxx9d467"))],
+        json=listed(
+            [(1, "2024-12-20T12:40:09+05:30"), (2, "2024-12-20T12:40:10+05:30")], more=False
+        ),
+        match=[
+            matchers.query_param_matcher(list_query(page=1)),
+            matchers.header_matcher({"If-Modified-Since": "2024-12-20T07:10:09+00:00"}),
+        ],
     )
     crm, _ = make(refresh_token)
-    # A token as the connector hands out for page 2 and, later, page 10.
-    second = crm.read_changes("contacts", None, _token({"p": 2}), LIST_FIELDS)
-    assert second.next_token is not None
-    assert _state(second.next_token)["p"] == 3
+    since = datetime(2024, 12, 20, 7, 10, 10, 400_000, tzinfo=UTC)
 
-    tenth = crm.read_changes("contacts", None, _token({"p": 10}), LIST_FIELDS)
-    assert tenth.next_token is not None
-    assert _state(tenth.next_token)["t"] == "3040xxxx9d467"  # page 11 would pass 2,000
-
-    last = crm.read_changes("contacts", None, tenth.next_token, LIST_FIELDS)
-    assert last.next_token is None
-    assert len(last.records) == 2
+    # The second before since's own is asked for (Zoho's "after"), and not handed out.
+    assert read_through(crm, since) == [_id(2)]
 
 
-def test_expired_zoho_page_token_restarts_from_the_last_record_seen(
+def test_a_crowded_second_pages_by_number_then_page_token_then_keyset_again(
+    rsps: responses.RequestsMock, refresh_token: str
+) -> None:
+    token_call(rsps, refresh_token)
+    header = matchers.header_matcher({"If-Modified-Since": "2024-12-20T07:10:09+00:00"})
+    crowded = "2024-12-20T12:40:10+05:30"
+    # Page 1 lies in since's second and the one before: asking again from there cannot get
+    # further, so the same request goes on by page number, with the same header.
+    rsps.get(
+        CONTACTS,
+        json=listed(
+            [(1, "2024-12-20T12:40:09+05:30"), (2, crowded), (3, crowded)],
+            more=True,
+            next_page_token="t1",
+        ),
+        match=[matchers.query_param_matcher(list_query(page=1)), header],
+    )
+    for page in range(2, 11):
+        rsps.get(
+            CONTACTS,
+            json=listed([(10 + page, crowded)], more=True, page=page, next_page_token=f"t{page}"),
+            match=[matchers.query_param_matcher(list_query(page=page)), header],
+        )
+    # Page 11 would pass Zoho's 2,000-record wall: Zoho's own page token, alone.
+    rsps.get(
+        CONTACTS,
+        json=listed(
+            [(30, crowded), (31, "2024-12-20T12:40:17+05:30")],
+            more=True,
+            page=11,
+            next_page_token="t11",
+        ),
+        match=[matchers.query_param_matcher(list_query(page_token="t10")), header],
+    )
+    # That page reached a later second: keyset paging again, from 12:40:17 (07:10:17Z).
+    rsps.get(
+        CONTACTS,
+        json=listed(
+            [(31, "2024-12-20T12:40:17+05:30"), (32, "2024-12-20T12:40:18+05:30")], more=False
+        ),
+        match=[
+            matchers.query_param_matcher(list_query(page=1)),
+            matchers.header_matcher({"If-Modified-Since": "2024-12-20T07:10:16+00:00"}),
+        ],
+    )
+    crm, _ = make(refresh_token)
+    since = datetime(2024, 12, 20, 7, 10, 10, tzinfo=UTC)
+
+    ids = read_through(crm, since)
+
+    assert ids == [_id(n) for n in (2, 3, *range(12, 21), 30, 31, 32)]
+    assert len(rsps.calls) == 1 + 12
+
+
+def test_refused_zoho_page_token_pages_the_crowded_window_again(
     rsps: responses.RequestsMock, refresh_token: str
 ) -> None:
     token_call(rsps, refresh_token)
@@ -301,18 +445,30 @@ def test_expired_zoho_page_token_restarts_from_the_last_record_seen(
     )
     rsps.get(
         CONTACTS,
-        json=contacts_page(),
+        json=listed(
+            [(1, "2024-12-20T12:40:10+05:30"), (2, "2024-12-20T12:40:10+05:30")], more=False
+        ),
         match=[
             matchers.query_param_matcher(list_query(page=1)),
-            matchers.header_matcher({"If-Modified-Since": "2024-12-20T07:09:51+00:00"}),
+            matchers.header_matcher({"If-Modified-Since": "2024-12-20T07:10:09+00:00"}),
         ],
     )
     crm, _ = make(refresh_token)
-    token = _token({"t": "old", "s": None, "r": "2024-12-20T07:09:52+00:00"})
+    key = int(datetime(2024, 12, 20, 7, 10, 10, tzinfo=UTC).timestamp())
+    token = _token({"t": "old", "k": key, "i": [_id(1)]})
 
     page = crm.read_changes("contacts", None, token, LIST_FIELDS)
 
-    assert len(page.records) == 2
+    # The window from its start: record 2 again (an overlap), record 1 named in the token.
+    assert [r.id for r in page.records] == [_id(2)]
+    assert page.next_token is None
+
+
+def test_a_foreign_page_token_is_a_config_error(refresh_token: str) -> None:
+    crm, _ = make(refresh_token)
+
+    with pytest.raises(ConnectorConfigError, match="not a page token"):
+        crm.read_changes("contacts", None, "eyJ2IjoxfQ", LIST_FIELDS)
 
 
 def test_more_than_50_fields_names_the_extras(refresh_token: str) -> None:
@@ -750,7 +906,7 @@ def test_record_rejected_is_raised_only_inside_results(
 def _token(state: dict[str, Any]) -> str:
     from connectors.zoho.connector import _encode
 
-    return _encode({"v": 1, "s": None, **state})
+    return _encode(state)
 
 
 def _state(token: str) -> dict[str, Any]:

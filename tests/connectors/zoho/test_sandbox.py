@@ -1,7 +1,8 @@
 """The Zoho connector against the live Zoho sandbox: what the shared contract suite leaves out.
 
-Zoho specifics: the 2,000-record wall and page tokens, If-Modified-Since and 304, lookups shown
-as ids, upsert on Email, per-record validation errors, the token throttle, search semantics.
+Zoho specifics: the 2,000-record wall and page tokens, If-Modified-Since and 304, keyset paging
+that survives edits made between pages (and crowded seconds that fall back to offsets), lookups
+shown as ids, upsert on Email, per-record validation errors, the token throttle, search semantics.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import requests
 from connectors.base import Page
 from connectors.errors import RecordRejected
 from connectors.sandbox import Fault, Sandbox, SandboxOptions
-from connectors.zoho.connector import ZohoConnector, ZohoSettings
+from connectors.zoho.connector import ZohoConnector, ZohoSettings, _decode
 from connectors.zoho.sandbox import ZohoApi
 
 CONTACT_FIELDS = ["First_Name", "Last_Name", "Email", "Account_Name"]
@@ -62,7 +63,9 @@ def raw_get(sandbox: Sandbox, crm: ZohoConnector, path: str, **params: Any) -> r
     )
 
 
-def test_full_read_passes_the_2000_wall_with_page_tokens(api: ZohoApi, sandbox: Sandbox) -> None:
+def test_full_read_of_2300_records_keyset_pages_past_the_2000_wall(
+    api: ZohoApi, sandbox: Sandbox
+) -> None:
     api.seed_records(2300, seed=3)
     crm = connect(sandbox)
 
@@ -71,10 +74,13 @@ def test_full_read_passes_the_2000_wall_with_page_tokens(api: ZohoApi, sandbox: 
     records = [r for page in pages for r in page.records]
     assert len(records) == 2300
     assert len({r.id for r in records}) == 2300
-    assert len(pages) == 12  # one call per 200 records
+    assert len(pages) == 12  # one call per 200 records (less the second re-read at each edge)
     assert [r.modified_at for r in records] == sorted(r.modified_at for r in records)
     assert all(len(r.id) == 19 and r.id.isdigit() for r in records)
-    # The connector switched to Zoho's page_token for the 11th page.
+    # Every page is page 1 of a request from the newest second handed out: Zoho's 2,000-record
+    # wall and its page tokens only come up inside a crowded second.
+    states = [_decode(page.next_token) for page in pages if page.next_token]
+    assert all(set(state) == {"v", "k", "i"} for state in states)
     assert sandbox.calls.count("GET", "/crm/v8/Contacts") == 12
 
 
@@ -115,6 +121,79 @@ def test_incremental_read_returns_changes_and_304_when_none(api: ZohoApi, sandbo
     assert (
         raw_get(sandbox, crm, "/Contacts", fields="Last_Name").status_code == 200
     )  # sanity: the 304 above came from If-Modified-Since
+
+
+@pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
+def test_a_record_edited_between_pages_is_not_lost(
+    api: ZohoApi, sandbox: Sandbox, incremental: bool
+) -> None:
+    api.seed_records(450, seed=5)
+    crm = connect(sandbox)
+    before = [r for page in read_everything(crm, "contacts", CONTACT_FIELDS) for r in page.records]
+    # Incremental: from the 31st contact on (one contact a second), 420 records, three pages.
+    since = sorted(r.modified_at for r in before)[30] if incremental else None
+    existing = {r.id for r in before if since is None or r.modified_at >= since}
+    first = crm.read_changes("contacts", since, None, CONTACT_FIELDS)
+    assert first.next_token is not None
+    # Someone edits a record the hub has already been handed: with offset paging every record
+    # behind it moved up a place and the one at the next page boundary was never returned.
+    edited = first.records[5].id
+    api.modify("contacts", edited, {"Last_Name": "Edited Mid-Read"})
+
+    rest: list[Page] = []
+    token: str | None = first.next_token
+    while token is not None:
+        page = crm.read_changes("contacts", since, token, CONTACT_FIELDS)
+        rest.append(page)
+        token = page.next_token
+
+    records = [*first.records, *(r for page in rest for r in page.records)]
+    assert existing <= {r.id for r in records}
+    newest_seen = max(r.modified_at for r in records)
+    last_edited = [r for r in records if r.id == edited][-1]
+    assert last_edited.fields["Last_Name"] == "Edited Mid-Read"
+    assert last_edited.modified_at == newest_seen  # came back at the end, with its new stamp
+    # The edit is handed out twice (old and new version); nothing else repeats.
+    assert len(records) == len(existing) + 1
+    if since is not None:
+        assert all(r.modified_at >= since.replace(microsecond=0) for r in records)
+
+
+@pytest.mark.parametrize(
+    "crowds",
+    [[450], [2100, 250, 1, 199]],
+    ids=["one-crowded-second", "past-2000-and-adjacent-seconds"],
+)
+def test_crowded_seconds_return_every_record_once(
+    api: ZohoApi, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, crowds: list[int]
+) -> None:
+    # A bulk import stamps hundreds of records with one Modified_Time (here even one
+    # millisecond): more than a page, so asking again from that second cannot advance.
+    instant = [api.clock.now() - timedelta(hours=1)]
+    monkeypatch.setattr(api.clock, "now", lambda: instant[0])
+    for n in range(3):
+        api.insert("contacts", {"Last_Name": f"Before {n}"})
+        instant[0] += timedelta(seconds=3)
+    for size in crowds:
+        for n in range(size):
+            api.insert("contacts", {"Last_Name": f"Crowd {size} {n}"})
+        instant[0] += timedelta(seconds=1)
+    for n in range(3):
+        instant[0] += timedelta(seconds=2, milliseconds=250)
+        api.insert("contacts", {"Last_Name": f"After {n}"})
+    monkeypatch.undo()
+    crm = connect(sandbox)
+
+    pages = read_everything(crm, "contacts", CONTACT_FIELDS)
+
+    records = [r for page in pages for r in page.records]
+    ids = [r.id for r in records]
+    assert len(ids) == len(set(ids)) == len(api.snapshot("contacts")) == 6 + sum(crowds)
+    assert [r.modified_at for r in records] == sorted(r.modified_at for r in records)
+    # Offsets inside the crowded window cost one call a page; leaving it costs at most one
+    # more call per crowd (a page that repeats the crowd's tail).
+    assert len(pages) <= -(-len(ids) // 200) + len(crowds) + 1
+    assert sandbox.calls.count("GET", "/crm/v8/Contacts") == len(pages)
 
 
 def test_create_upserts_contacts_and_links_accounts(api: ZohoApi, sandbox: Sandbox) -> None:
