@@ -24,6 +24,7 @@ from functools import lru_cache
 __all__ = [
     "CONTACTS_PER_COMPANY",
     "CONTACTS_PER_DEAL",
+    "COUNTRY_NAMES",
     "SampleAccount",
     "SampleCompany",
     "SampleContact",
@@ -231,6 +232,19 @@ _PLACES = (
     ("BR", "São Paulo", "55", "11", 10),
     ("IN", "Bengaluru", "91", "80", 10),
 )
+# How people write the countries of _PLACES in a CRM's free-text country field.
+COUNTRY_NAMES: dict[str, str] = {
+    "US": "United States",
+    "GB": "United Kingdom",
+    "DE": "Germany",
+    "FR": "France",
+    "NL": "Netherlands",
+    "ES": "Spain",
+    "SE": "Sweden",
+    "JP": "Japan",
+    "BR": "Brazil",
+    "IN": "India",
+}
 _TITLES = (
     "CEO",
     "CTO",

@@ -50,7 +50,7 @@ from urllib.parse import quote
 import orjson
 from sortedcontainers import SortedList
 
-from connectors.sampledata import sample_account
+from connectors.sampledata import COUNTRY_NAMES, sample_account
 from connectors.sandbox import (
     ApiRequest,
     ApiResponse,
@@ -213,18 +213,6 @@ _INDUSTRIES = {
     "Design": "DESIGN",
     "Machinery": "MACHINERY",
     "Retail": "RETAIL",
-}
-_COUNTRIES = {
-    "US": "United States",
-    "GB": "United Kingdom",
-    "DE": "Germany",
-    "FR": "France",
-    "NL": "Netherlands",
-    "ES": "Spain",
-    "SE": "Sweden",
-    "JP": "Japan",
-    "BR": "Brazil",
-    "IN": "India",
 }
 # HUBSPOT_DEFINED association types (HS-PY association_type.py): type → (inverse, unlabeled twin).
 _INVERSE = {1: 2, 2: 1, 279: 280, 280: 279, 3: 4, 4: 3, 5: 6, 6: 5, 341: 342, 342: 341}
@@ -425,7 +413,7 @@ class HubSpotApi:
                     "numberofemployees": str(c.employees),
                     "annualrevenue": str(c.annual_revenue),
                     "city": c.city,
-                    "country": _COUNTRIES.get(c.country, c.country)
+                    "country": COUNTRY_NAMES.get(c.country, c.country)
                     if rng.random() < 0.8
                     else c.country,
                 }
@@ -442,7 +430,7 @@ class HubSpotApi:
                     "mobilephone": _typed_phone(p.mobile, rng) if p.mobile else None,
                     "jobtitle": p.job_title,
                     "city": p.city,
-                    "country": _COUNTRIES.get(p.country, p.country),
+                    "country": COUNTRY_NAMES.get(p.country, p.country),
                     "lifecyclestage": rng.choice(("lead", "lead", "customer", "opportunity")),
                 }
                 record = self._store("contacts", props, created, modified)

@@ -51,7 +51,7 @@ from typing import Any, ClassVar, Final
 import phonenumbers
 from sortedcontainers import SortedList
 
-from connectors.sampledata import SampleContact, sample_account
+from connectors.sampledata import COUNTRY_NAMES, SampleContact, sample_account
 from connectors.sandbox import (
     ApiRequest,
     ApiResponse,
@@ -117,18 +117,6 @@ _STAGES: Final = {
     "negotiation": "Negotiation/Review",
     "closed_won": "Closed Won",
     "closed_lost": "Closed Lost",
-}
-_COUNTRY_NAMES: Final = {
-    "US": "United States",
-    "GB": "United Kingdom",
-    "DE": "Germany",
-    "FR": "France",
-    "NL": "Netherlands",
-    "ES": "Spain",
-    "SE": "Sweden",
-    "JP": "Japan",
-    "BR": "Brazil",
-    "IN": "India",
 }
 _LAST_ID: Final = "9" * 20  # sorts after every 19-digit id
 
@@ -1218,7 +1206,7 @@ def _typed_phone(e164: str, rng: random.Random) -> str:
 
 
 def _country(code: str, rng: random.Random) -> str:
-    return _COUNTRY_NAMES.get(code, code) if rng.random() < 0.8 else code
+    return COUNTRY_NAMES.get(code, code) if rng.random() < 0.8 else code
 
 
 def _contact_fields(
