@@ -17,6 +17,10 @@ value, later in the same read. The records stamped exactly T that were already h
 back first and are dropped: their ids travel in the token (``seen``). Since no query pages past
 its first page, HubSpot's 10,000-result cap on one query is never met.
 
+When the ids already handed out at T are few (≤ 100), the query leaves them out itself
+("modified == T and hs_object_id NOT_IN seen" or "modified > T"), so a page brings 200 new
+records even after batch writes stamped many records alike.
+
 Time alone cannot move past an instant shared by a page's worth of records (HubSpot's month-end
 jobs stamp >10k records alike; airbyte #43317): when 200 ids at one instant have been handed out,
 the cursor switches to a *tie* query ("modified == T and hs_object_id > last id", sorted by
@@ -38,6 +42,9 @@ __all__ = ["LIMIT", "SearchCursor", "decode_token", "encode_token"]
 
 LIMIT = 200  # the search API's largest page
 OBJECT_ID = "hs_object_id"
+# The most ids one NOT_IN filter is given (HubSpot documents no bound; 100 matches its batch
+# limits). More ids at one instant fall back to "modified >= floor" and dropping repeats.
+NOT_IN_LIMIT = 100
 
 
 def _id_order(record_id: str) -> tuple[int, str]:
@@ -72,6 +79,31 @@ class SearchCursor:
                 {"propertyName": OBJECT_ID, "operator": "GT", "value": self.tie_after},
             ]
             sort = OBJECT_ID
+        elif self.seen and len(self.seen) <= NOT_IN_LIMIT:
+            # What is left at the floor instant, or anything later: no record handed out comes
+            # back, so a page holds 200 new records even when writes stamped many alike.
+            return {
+                "filterGroups": [
+                    {
+                        "filters": [
+                            {"propertyName": modified, "operator": "EQ", "value": str(self.floor)},
+                            {
+                                "propertyName": OBJECT_ID,
+                                "operator": "NOT_IN",
+                                "values": list(self.seen),
+                            },
+                        ]
+                    },
+                    {
+                        "filters": [
+                            {"propertyName": modified, "operator": "GT", "value": str(self.floor)}
+                        ]
+                    },
+                ],
+                "sorts": [{"propertyName": modified, "direction": "ASCENDING"}],
+                "properties": list(properties),
+                "limit": LIMIT,
+            }
         else:
             filters = [{"propertyName": modified, "operator": "GTE", "value": str(self.floor)}]
             sort = modified

@@ -152,6 +152,24 @@ def since_ms(ms: int) -> dict[str, str]:
     return {"propertyName": "lastmodifieddate", "operator": "GTE", "value": str(ms)}
 
 
+def after_handed_out(ms: int, *ids: str) -> dict[str, Any]:
+    """A later page's body: what is left at the newest instant handed out, or anything later."""
+    return {
+        "filterGroups": [
+            {
+                "filters": [
+                    {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(ms)},
+                    {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": list(ids)},
+                ]
+            },
+            {"filters": [{"propertyName": "lastmodifieddate", "operator": "GT", "value": str(ms)}]},
+        ],
+        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+        "properties": [*CONTACT_FIELDS, "lastmodifieddate", "hs_merged_object_ids"],
+        "limit": 200,
+    }
+
+
 def hits(*records: tuple[str, int], more: bool) -> dict[str, Any]:
     """A search answer holding ``(id, modified ms)`` records, with ``paging`` when ``more``."""
     answer: dict[str, Any] = {
@@ -202,7 +220,7 @@ def test_incremental_read_searches_on_lastmodifieddate_ascending(
     rsps.post(
         f"{CONTACTS}/search",
         json=sample("hubspot-contacts-search-lastpage"),
-        match=[matchers.json_params_matcher(search_body(since_ms(1738007595581)))],
+        match=[matchers.json_params_matcher(after_handed_out(1738007595581, "501"))],
     )
     hs, _ = private_app()
 
@@ -228,16 +246,16 @@ def test_every_page_is_a_fresh_search_from_the_newest_time_handed_out(
         json=hits(("1", 1000), ("2", 1500), ("3", 1500), more=True),
         match=[matchers.json_params_matcher(search_body(since_ms(1000)))],
     )
-    # 2 and 3 share the newest instant: they come back first and are dropped; 1 was edited.
+    # 2 and 3 share the newest instant: the next query leaves them out; 1 was edited.
     rsps.post(
         search,
-        json=hits(("2", 1500), ("3", 1500), ("4", 1600), ("1", 1700), more=True),
-        match=[matchers.json_params_matcher(search_body(since_ms(1500)))],
+        json=hits(("4", 1600), ("1", 1700), more=True),
+        match=[matchers.json_params_matcher(after_handed_out(1500, "2", "3"))],
     )
     rsps.post(
         search,
-        json=hits(("1", 1700), ("5", 1800), more=False),
-        match=[matchers.json_params_matcher(search_body(since_ms(1700)))],
+        json=hits(("5", 1800), more=False),
+        match=[matchers.json_params_matcher(after_handed_out(1700, "1"))],
     )
     hs, _ = private_app()
 
@@ -319,7 +337,13 @@ def test_search_cursor_restarts_at_the_newest_instant_and_drops_what_it_handed_o
     assert following == SearchCursor(floor=5000, seen=("8", "9"))
     body = following.request("lastmodifieddate", ["email"])
     assert body["filterGroups"] == [
-        {"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": "5000"}]}
+        {
+            "filters": [
+                {"propertyName": "lastmodifieddate", "operator": "EQ", "value": "5000"},
+                {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": ["8", "9"]},
+            ]
+        },
+        {"filters": [{"propertyName": "lastmodifieddate", "operator": "GT", "value": "5000"}]},
     ]
     assert "after" not in body
     # 8 and 9 come back first and are dropped; 8, edited meanwhile, comes back later, kept.

@@ -391,3 +391,19 @@ def test_new_records_get_their_associations_without_reading_any_first(live: Any)
     assert again.remote_id == existing_id
     assert sandbox.calls.count("POST", reads) == 1
     assert api.snapshot("contacts")[existing_id]["company_id"] == company
+
+
+def test_batch_writes_stamped_alike_still_read_200_new_records_a_page(live: Any) -> None:
+    # A batch write stamps its hundred records with one instant: a page that ends inside such
+    # an instant must not make the next page return that instant's records again.
+    api, sandbox, hs = live
+    start = to_epoch_ms(datetime.now(UTC)) + 86_400_000  # after every seeded record
+    written = [
+        str(api._store("contacts", {"firstname": f"B{b}-{n}"}, start + b, start + b).id)
+        for b in range(6)
+        for n in range(100)
+    ]
+    sandbox.calls.reset()
+    records = read_all(hs, "contacts", datetime.fromtimestamp(start / 1000, UTC))
+    assert sorted(r.id for r in records) == sorted(written)
+    assert sandbox.calls.count("POST", "/crm/v3/objects/contacts/search") == 3
