@@ -17,6 +17,10 @@ A run takes the object types in dependency order. For each, an :class:`_ObjectPa
    rows);
 4. advances the cursors past everything it read, once every page is done.
 
+Vendor calls overlap our own work: reads run a page ahead on a reader thread, and a page's
+writes go out on a writer thread while the next page is decided. Each connector is called from
+one thread at a time, and only the pass's own thread touches the database and the report.
+
 A system that cannot be reached or refuses our credentials is dropped from the rest of the run;
 what it should have received stays as pending intents, so the next run delivers it.
 """
@@ -30,7 +34,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -210,6 +214,37 @@ class SyncEngine:
         return system not in self.failed
 
 
+@dataclass(slots=True)
+class _Decided:
+    """A page whose decisions and write intents are committed; its writes are still to go."""
+
+    writes: list[Write]
+    intents: list[store.Intent]
+    intents_row: int | None
+    now: datetime
+
+
+@dataclass(slots=True)
+class _Sent:
+    """One batch sent to one system: the vendor's per-record results, or why there are none."""
+
+    system: str
+    kind: str
+    chunk: list[Write]
+    results: list[WriteResult] | None
+    error: ConnectorError | None = None
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A page whose writes are on their way on the writer thread."""
+
+    decided: _Decided
+    written: store.PageWrites
+    writes: list[Write]
+    sent: Future[list[_Sent]]
+
+
 class _ObjectPass:
     """One object type within one run."""
 
@@ -279,14 +314,28 @@ class _ObjectPass:
             self._identify(spool)
             total = spool.count()
             done = 0
-            for page in spool.groups(self.engine.page_size):
-                self._reconcile(page)
-                done += sum(len(staged) for _, staged in page)
-                self._progress("reconcile", "", done, total)
-                if self.engine.should_stop():
-                    # The cursors stay where they were: the next run reads again what this
-                    # one did not reconcile, and the echoes of what it did are skipped.
-                    return False
+            # A page's vendor writes go out on a writer thread while the next page is decided
+            # and committed here: vendor latency and our CPU overlap. Only the writer calls
+            # the connectors meanwhile, and only this thread touches the database and report.
+            in_flight: _InFlight | None = None
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
+                for page in spool.groups(self.engine.page_size):
+                    decided = self._decide(page)
+                    if in_flight is not None:
+                        self._finish(in_flight)
+                        in_flight = None
+                    if decided is not None:
+                        in_flight = self._start_writes(decided, writer)
+                    done += sum(len(staged) for _, staged in page)
+                    self._progress("reconcile", "", done, total)
+                    if self.engine.should_stop():
+                        if in_flight is not None:
+                            self._finish(in_flight)
+                        # The cursors stay where they were: the next run reads again what
+                        # this one did not reconcile, and the echoes of what it did are skipped.
+                        return False
+                if in_flight is not None:
+                    self._finish(in_flight)
             self._advance_cursors()
             return True
 
@@ -601,7 +650,8 @@ class _ObjectPass:
 
     # ------------------------------------------------------------------ 3. reconcile
 
-    def _reconcile(self, page: list[tuple[str, list[Staged]]]) -> None:
+    def _decide(self, page: list[tuple[str, list[Staged]]]) -> _Decided | None:
+        """Plan the page and commit the decisions and the intents of its vendor writes."""
         cids = [cid for cid, _ in page]
         now = self.engine.clock()
         with self.db.connect() as conn:
@@ -624,7 +674,7 @@ class _ObjectPass:
         writes = self.planner.writes(plans, self._targets(), self._remote_refs)
         if self.dry_run:
             self._report_planned(plans, writes)
-            return
+            return None
         # First commit: what the hub decided (identities, base values, conflicts) and the
         # intents of every vendor write it is about to make. A crash after it leaves intents
         # that the next run honours; a crash before it leaves nothing but cursors to re-read.
@@ -639,19 +689,29 @@ class _ObjectPass:
             )
             if not store.renew_lease(conn, self.sync, self.engine.owner, now, LEASE_TTL):
                 raise LeaseHeldError(f"sync {self.sync!r}: lost the lease to another process")
-        # Second commit: what the vendors answered.
+        return _Decided(writes, intents, intents_row, now)
+
+    def _start_writes(self, decided: _Decided, writer: ThreadPoolExecutor) -> _InFlight:
+        """Send the page's vendor writes on the writer thread (none may be in flight)."""
         written = store.PageWrites()
-        writes = self._recover_interrupted_creates(writes, written, now)
-        self._execute(writes, written, now)
+        # A lookup before re-creating an interrupted create calls the vendor: here, while no
+        # other call is in flight.
+        writes = self._recover_interrupted_creates(decided.writes, written, decided.now)
+        return _InFlight(decided, written, writes, writer.submit(self._send_all, writes))
+
+    def _finish(self, in_flight: _InFlight) -> None:
+        """Take in the vendors' answers and commit them: the page's second commit."""
+        decided, written = in_flight.decided, in_flight.written
+        self._absorb(in_flight.sent.result(), written, decided.now)
         with self.db.begin() as conn:
             store.commit_page(conn, self.sync, self.object_type, written)
             for system, merges in sorted(written.merges.items()):
                 store.follow_merges(
-                    conn, self.sync, self.object_type, system, merges, self.run_id, now
+                    conn, self.sync, self.object_type, system, merges, self.run_id, decided.now
                 )
-            if intents_row is not None:
-                owed = [i for i in intents if (i[0], i[1]) not in written.done]
-                store.settle_pending(conn, intents_row, owed)
+            if decided.intents_row is not None:
+                owed = [i for i in decided.intents if (i[0], i[1]) not in written.done]
+                store.settle_pending(conn, decided.intents_row, owed)
 
     def _plan(
         self,
@@ -878,45 +938,59 @@ class _ObjectPass:
                         return record, values
         return None
 
-    def _execute(self, writes: list[Write], page: store.PageWrites, now: datetime) -> None:
+    def _send_all(self, writes: list[Write]) -> list[_Sent]:
+        """Send every write, batched, and keep each batch's answer: vendor calls only, so it
+        can run on the writer thread. A system that fails for good is sent nothing more."""
         by_target: dict[tuple[str, str], list[Write]] = defaultdict(list)
         for write in writes:
             by_target[(write.system, write.kind)].append(write)
+        sent: list[_Sent] = []
+        given_up: set[str] = set()
         for (system, kind), batch in sorted(by_target.items(), key=self._write_order):
             runtime = self.systems[system]
             size = runtime.connector.capabilities.max_batch
             for start in range(0, len(batch), size):
-                if not self.engine.live(system):
+                if system in given_up or not self.engine.live(system):
                     break
                 chunk = batch[start : start + size]
                 try:
-                    results = self._send(runtime, kind, chunk)
+                    sent.append(_Sent(system, kind, chunk, self._send(runtime, kind, chunk)))
                 except ConnectorError as exc:
-                    if exc.action in (Action.RETRY, Action.BACKOFF):
-                        # The outcome is unknown (a create may have happened): the intents
-                        # stay, and the next run looks before it creates again.
-                        self.report.errors.append(f"{system}: {exc.message}")
-                        log.warning(
-                            "%s %s batch to %s failed: %s",
-                            kind,
-                            self.object_type,
-                            system,
-                            exc.message,
-                        )
-                        continue
-                    self.engine.fail_system(system, exc)
-                    break
-                if len(results) != len(chunk):
-                    self.engine.fail_system(
-                        system,
-                        ConnectorError(
-                            f"answered {len(results)} results for {len(chunk)} records",
-                            system=system,
-                        ),
+                    sent.append(_Sent(system, kind, chunk, None, exc))
+                    if exc.action not in (Action.RETRY, Action.BACKOFF):
+                        given_up.add(system)
+        return sent
+
+    def _absorb(self, sent: list[_Sent], page: store.PageWrites, now: datetime) -> None:
+        """Record what the vendors answered, batch by batch, in the order sent."""
+        for batch in sent:
+            system, kind, chunk = batch.system, batch.kind, batch.chunk
+            if not self.engine.live(system):
+                continue
+            if batch.error is not None:
+                exc = batch.error
+                if exc.action in (Action.RETRY, Action.BACKOFF):
+                    # The outcome is unknown (a create may have happened): the intents stay,
+                    # and the next run looks before it creates again.
+                    self.report.errors.append(f"{system}: {exc.message}")
+                    log.warning(
+                        "%s %s batch to %s failed: %s", kind, self.object_type, system, exc.message
                     )
-                    break
-                for write, result in zip(chunk, results, strict=True):
-                    self._apply_result(write, result, page, now)
+                    continue
+                self.engine.fail_system(system, exc)
+                continue
+            results = batch.results or []
+            if len(results) != len(chunk):
+                self.engine.fail_system(
+                    system,
+                    ConnectorError(
+                        f"answered {len(results)} results for {len(chunk)} records",
+                        system=system,
+                    ),
+                )
+                continue
+            for write, result in zip(chunk, results, strict=True):
+                self._apply_result(write, result, page, now)
 
     def _write_order(self, item: tuple[tuple[str, str], list[Write]]) -> tuple[int, int]:
         (system, kind), _ = item
@@ -980,8 +1054,6 @@ class _ObjectPass:
         page.audit.append(
             self.ledger.audit(system, remote_id, cid, write.kind, write.changes, write.reason, now)
         )
-
-    # ------------------------------------------------------------------ 5. record
 
     # ------------------------------------------------------------------ helpers
 
