@@ -9,7 +9,7 @@ from decimal import Decimal
 import email_validator
 import phonenumbers
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mappings.errors import NormalizeError
@@ -219,14 +219,36 @@ def _phonenumbers_answer(raw: str, region: str | None) -> str:
     return answer
 
 
+@st.composite
+def _international_spellings(draw: st.DrawFn) -> str:
+    """Real numbers of any region, written internationally with separators, or mangled."""
+    region = draw(st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)))
+    kind = draw(st.sampled_from([None, phonenumbers.PhoneNumberType.MOBILE]))
+    example = (
+        phonenumbers.example_number(region)
+        if kind is None
+        else phonenumbers.example_number_for_type(region, kind)
+    )
+    assume(example is not None)
+    text = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    if draw(st.booleans()):
+        # Digits changed, dropped or added: possible, impossible or another country's number.
+        digits = list(text)
+        spots = [i for i, c in enumerate(digits) if c.isdigit()]
+        spot = draw(st.sampled_from(spots))
+        digits[spot] = draw(st.sampled_from(["", "0", "9", "00", "1"]))
+        text = "".join(digits)
+    return text.replace(" ", draw(st.sampled_from([" ", "-", ".", "", " - "])))
+
+
 # No deadline: phonenumbers loads a region's metadata on first use, which takes ~0.5 s.
 @settings(deadline=None, max_examples=400)
 @given(
-    st.one_of(_nanp_spellings(), _formatted_numbers()),
+    st.one_of(_nanp_spellings(), _formatted_numbers(), _international_spellings()),
     st.sampled_from(["US", "CA", "GB", "DE", "AT", "FR", "IT", "BR", "IN", "RU", "HU", "MX", None]),
 )
 def test_phone_shortcuts_agree_with_phonenumbers(raw, region):
-    """The North American shortcut must not change any answer."""
+    """The North American and international shortcuts must not change any answer."""
     expected = _phonenumbers_answer(raw.strip(), region) if raw.strip() else None
     assert normalize_phone(raw, region) == expected
 
