@@ -1,7 +1,7 @@
 """The connector protocol: what the hub asks of every CRM connector.
 
 Public entry points: :class:`Connector`, :class:`ConnectorFactory`, :class:`RemoteRecord`,
-:class:`Page`, :class:`WriteResult`, :class:`Capabilities`.
+:class:`Page`, :class:`WriteResult`, :class:`Capabilities`, :class:`SweepsIds`.
 
 A connector speaks its vendor's API and vendor-shaped field names; it knows nothing of links,
 canonical ids or merge rules. The hub maps vendor fields to the canonical schema with the field
@@ -136,6 +136,19 @@ class Connector(Protocol):
 
     def close(self) -> None:
         """Release sessions and sockets."""
+
+
+@runtime_checkable
+class SweepsIds(Protocol):
+    """A connector whose vendor never reports deletes (Bitrix24) offers the hub its live ids.
+
+    The hub compares them with its links now and then: a linked id no longer listed was
+    deleted. ``list_ids`` pages through every live record's id of an object type, cheaply
+    (ids only); ``next_token`` None ends it.
+    """
+
+    def list_ids(self, object_type: str, page_token: str | None) -> tuple[list[str], str | None]:
+        """One page of the ids of every live record of ``object_type``."""
 
 
 class ConnectorFactory(Protocol):
