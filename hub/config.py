@@ -99,6 +99,7 @@ _SYNC_KEYS = (
     "deletes",
     "max_delete_fraction",
     "overlap",
+    "delete_sweep",
     "fields",
 )
 _CONFLICT_KEYS = ("prefer", "owners", "fallback")
@@ -330,6 +331,7 @@ class SyncConfig(_Frozen):
     deletes: DeletePolicy = "ignore"
     max_delete_fraction: float = Field(default=0.5, gt=0, le=1)
     overlap_seconds: float = Field(default=300.0, ge=0)
+    delete_sweep_seconds: float = Field(default=86400.0, ge=0)
     fields: dict[str, dict[str, dict[str, str]]] = Field(default_factory=dict)
 
     @property
@@ -881,7 +883,8 @@ class _Parser:
         conflicts = self.conflicts(body.get("conflicts"), (*path, "conflicts"), members)
         deletes = self.deletes(body.get("deletes"), (*path, "deletes"))
         fraction = self.fraction(body.get("max_delete_fraction"), (*path, "max_delete_fraction"))
-        overlap = self.overlap(body.get("overlap"), (*path, "overlap"))
+        overlap = self.duration(body.get("overlap"), (*path, "overlap"), 300.0)
+        sweep = self.duration(body.get("delete_sweep"), (*path, "delete_sweep"), 86400.0)
         fields = self.fields(body.get("fields"), (*path, "fields"), members)
         if len(self.problems) > before or members is None or conflicts is None:
             return None
@@ -895,6 +898,7 @@ class _Parser:
             deletes=deletes,
             max_delete_fraction=fraction,
             overlap_seconds=overlap,
+            delete_sweep_seconds=sweep,
             fields=fields,
         )
 
@@ -1144,18 +1148,18 @@ class _Parser:
         )
         return 0.5
 
-    def overlap(self, raw: Any, path: _KeyPath) -> float:
+    def duration(self, raw: Any, path: _KeyPath, default: float) -> float:
         if raw is None:
-            return 300.0
+            return default
         if isinstance(raw, int | float) and not isinstance(raw, bool):
             if raw == 0:
                 return 0.0
             self.problem(path, f"{raw!r} has no unit: write e.g. {raw}s or {raw}m")
-            return 300.0
+            return default
         seconds = _parse_duration(raw) if isinstance(raw, str) else None
         if seconds is None:
             self.problem(path, f"{str(raw)!r} is not a duration like 30s, 5m or 1h30m")
-            return 300.0
+            return default
         return seconds
 
     def fields(

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from connectors.base import Connector, RemoteRecord, WriteResult
+from connectors.base import Connector, RemoteRecord, SweepsIds, WriteResult
 from connectors.errors import Action, ConnectorError
 from hub import store
 from hub.ledger import PageLedger, link_update
@@ -103,6 +103,8 @@ class SyncSpec:
     deletes: DeletePolicy = "ignore"
     max_delete_fraction: float = 0.5
     overlap: timedelta = timedelta(minutes=5)
+    # How often a vendor that never reports deletes has its ids swept (SweepsIds).
+    delete_sweep: timedelta = timedelta(days=1)
 
 
 class SyncEngine:
@@ -284,6 +286,7 @@ class _ObjectPass:
         )
         self.rules = tuple(self.spec.match.get(object_type, ()))
         self.high_water: dict[str, datetime | None] = {}
+        self.swept: dict[str, datetime] = {}
         self._remote_refs: dict[str, dict[str, dict[str, str]]] = {}
         # Loaded once per pass: intents earlier runs left, and records that failed before.
         self.stale: dict[tuple[str, str], str] = {}
@@ -383,14 +386,56 @@ class _ObjectPass:
             # time, or every run would re-read the last burst of activity behind it forever.
             high = quiet_floor
         if self.spec.deletes != "ignore" and runtime.connector.capabilities.detects_deletes:
-            token = None
+            deleted_token: str | None = None
             while True:
-                page = runtime.connector.read_deletes(self.object_type, since, token)
-                self._stage_deletes(name, page.records, spool)
-                token = page.next_token
-                if not token:
+                deleted = runtime.connector.read_deletes(self.object_type, since, deleted_token)
+                self._stage_deletes(name, deleted.records, spool)
+                deleted_token = deleted.next_token
+                if not deleted_token:
                     break
+        elif self.spec.deletes != "ignore" and isinstance(runtime.connector, SweepsIds):
+            self._sweep_deletes(name, runtime.connector, started, spool)
         self.high_water[name] = high
+
+    def _sweep_deletes(
+        self, name: str, connector: SweepsIds, started: datetime, spool: Spool
+    ) -> None:
+        """For a vendor that never reports deletes: now and then, every linked id it no longer
+        lists is a delete. The mass-delete guard applies, as to any delete."""
+        with self.db.connect() as conn:
+            last = store.last_sweep(conn, self.sync, name, self.object_type)
+        if last is not None and started - last < self.spec.delete_sweep:
+            return
+        live: set[str] = set()
+        token: str | None = None
+        while True:
+            ids, token = connector.list_ids(self.object_type, token)
+            live.update(ids)
+            self.engine.keep_lease()
+            if not token:
+                break
+        gone: list[str] = []
+        after = ""
+        with self.db.connect() as conn:
+            while True:
+                linked = store.linked_remote_ids(
+                    conn, self.sync, self.object_type, name, after, 1000
+                )
+                if not linked:
+                    break
+                gone.extend(remote_id for remote_id in linked if remote_id not in live)
+                after = linked[-1]
+        log.info(
+            "%s: swept %d live %s ids for deletes; %d linked ones are gone",
+            name,
+            len(live),
+            self.object_type,
+            len(gone),
+        )
+        self._stage_deletes(
+            name, [RemoteRecord(remote_id, started, {}, deleted=True) for remote_id in gone], spool
+        )
+        self.swept[name] = started
 
     def _fields_to_read(self, runtime: SystemRuntime) -> list[str]:
         """The vendor fields of the map, less references to object types this sync leaves out:
@@ -1067,6 +1112,9 @@ class _ObjectPass:
             for system, position in self.high_water.items():
                 if position is not None and self.engine.live(system):
                     store.set_cursor(conn, self.sync, system, self.object_type, position, now)
+            for system, swept_at in self.swept.items():
+                if self.engine.live(system):
+                    store.mark_swept(conn, self.sync, system, self.object_type, swept_at, swept_at)
 
     def _report_planned(self, plans: list[Plan], writes: list[Write]) -> None:
         for plan in plans:

@@ -91,6 +91,7 @@ def sync_spec(sync: SyncConfig) -> SyncSpec:
         deletes=sync.deletes,
         max_delete_fraction=sync.max_delete_fraction,
         overlap=timedelta(seconds=sync.overlap_seconds),
+        delete_sweep=timedelta(seconds=sync.delete_sweep_seconds),
     )
 
 

@@ -286,6 +286,59 @@ def set_cursor(
         )
 
 
+def last_sweep(conn: Connection, sync: str, system: str, object_type: str) -> datetime | None:
+    """When this system's ids were last swept for deletes (None: never, or no cursor yet)."""
+    value: datetime | None = conn.execute(
+        select(cursors.c.swept_at).where(
+            cursors.c.sync == sync, cursors.c.system == system, cursors.c.object_type == object_type
+        )
+    ).scalar_one_or_none()
+    return value
+
+
+def mark_swept(
+    conn: Connection, sync: str, system: str, object_type: str, position: datetime, now: datetime
+) -> None:
+    """Record a completed sweep; ``position`` is the cursor to create when there is none."""
+    updated = conn.execute(
+        update(cursors)
+        .where(
+            cursors.c.sync == sync, cursors.c.system == system, cursors.c.object_type == object_type
+        )
+        .values(swept_at=now)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            insert(cursors).values(
+                sync=sync,
+                system=system,
+                object_type=object_type,
+                position=position,
+                updated_at=now,
+                swept_at=now,
+            )
+        )
+
+
+def linked_remote_ids(
+    conn: Connection, sync: str, object_type: str, system: str, after: str, limit: int
+) -> list[str]:
+    """One page of the remote ids this system's links hold, in id order, after ``after``."""
+    rows = conn.execute(
+        select(links.c.remote_id)
+        .where(
+            links.c.sync == sync,
+            links.c.object_type == object_type,
+            links.c.system == system,
+            links.c.detached.is_(False),
+            links.c.remote_id > after,
+        )
+        .order_by(links.c.remote_id)
+        .limit(limit)
+    )
+    return [row.remote_id for row in rows]
+
+
 def start_run(conn: Connection, sync: str, now: datetime) -> int:
     result = conn.execute(
         insert(runs).values(sync=sync, started_at=now, status="running", dry_run=False)

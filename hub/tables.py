@@ -135,6 +135,9 @@ cursors = Table(
     Column("object_type", OBJECT, primary_key=True),
     Column("position", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # When this system's live ids were last compared with its links to find deletes, for a
+    # vendor that never reports them (Bitrix24); None: never.
+    Column("swept_at", UTCDateTime, nullable=True),
 )
 
 runs = Table(

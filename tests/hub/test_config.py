@@ -146,6 +146,7 @@ def test_minimal_sync_gets_documented_defaults(folder: Path) -> None:
     assert sync.deletes == "ignore"
     assert sync.max_delete_fraction == 0.5
     assert sync.overlap_seconds == 300
+    assert sync.delete_sweep_seconds == 86400
     assert sync.fields == {}
     assert config.source == folder / "crmhub.yaml"
 
@@ -215,6 +216,7 @@ def test_delete_policy_fraction_overlap_and_extra_fields(folder: Path) -> None:
             "deletes: propagate\n"
             "max_delete_fraction: 20%\n"
             "overlap: 90s\n"
+            "delete_sweep: 6h\n"
             "fields: {contacts: {custom.segment: {a: segment, b: Segment__c}}}"
         ),
         folder,
@@ -222,6 +224,7 @@ def test_delete_policy_fraction_overlap_and_extra_fields(folder: Path) -> None:
     assert sync.deletes == "propagate"
     assert sync.max_delete_fraction == pytest.approx(0.2)
     assert sync.overlap_seconds == 90
+    assert sync.delete_sweep_seconds == 6 * 3600
     assert sync.fields == {"contacts": {"custom.segment": {"a": "segment", "b": "Segment__c"}}}
 
 

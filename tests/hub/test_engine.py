@@ -11,6 +11,7 @@ from sqlalchemy import Engine, event, func, select
 
 from connectors.base import Page, RemoteRecord
 from connectors.errors import AuthError, RecordRejected
+from connectors.memory.connector import MemoryConnector
 from hub import admin
 from hub.engine import LeaseHeldError, MassDeleteError
 from hub.tables import audit_entries, conflicts, dead_letters, leases, links, runs
@@ -557,6 +558,44 @@ def test_unlink_keeps_the_other_copies_and_never_recreates_the_deleted_one(db: E
     h.run()
     assert h.records("a", "contacts") == []
     assert _audit(db, action="unlink")
+
+
+class BlindToDeletes(MemoryConnector):
+    """A vendor like Bitrix24: lists never show deleted records, and it reports no deletes;
+    it offers its live ids for a sweep instead."""
+
+    def __init__(self, connector: MemoryConnector) -> None:
+        super().__init__(connector.system, connector.settings, store=connector.store)
+        self.capabilities = dataclasses.replace(connector.capabilities, detects_deletes=False)
+        self.swept = 0
+
+    def read_deletes(self, object_type, since, page_token):  # type: ignore[no-untyped-def]
+        raise AssertionError("this vendor has no way to read deletes")
+
+    def list_ids(self, object_type: str, page_token: str | None) -> tuple[list[str], str | None]:
+        self.swept += 1
+        return [record.id for record in self.store.all(object_type)], None
+
+
+def test_a_vendor_blind_to_deletes_is_swept_for_them_once_a_day(db: Engine):
+    h = Harness(db, deletes="propagate", objects=("contacts",))
+    blind = BlindToDeletes(h.connectors["b"])
+    h.connectors["b"] = blind
+    h.add("a", "contacts", firstname="Ann", email="ann@x.com")
+    h.add("a", "contacts", firstname="Bob", email="bob@x.com")
+    h.run()
+    assert blind.swept == 1  # the first run sweeps too: nothing is linked yet, nothing gone
+    ann_b = h.by("b", "contacts", "email", "ann@x.com")
+    h.stores["b"].delete("contacts", ann_b["id"])
+    h.run()
+    assert blind.swept == 1  # not a day yet: the delete waits for the next sweep
+    assert len(h.records("a", "contacts")) == 2
+    h.clock.advance(timedelta(days=1))
+    h.run()
+    assert blind.swept == 2
+    assert [r["email"] for r in h.records("a", "contacts")] == ["bob@x.com"]
+    assert sorted(e["system"] for e in _audit(db, action="delete")) == ["a", "b"]
+    assert h.run_without_writes().writes == 0
 
 
 def test_the_mass_delete_guard_refuses_and_deletes_nothing(db: Engine):
