@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle
 from datetime import date
 from decimal import Decimal
@@ -349,6 +351,35 @@ def test_content_hash_is_a_fixed_function_of_the_record():
     # (and be rewritten) after an upgrade, so the exact value is pinned.
     record = {"email": "ada@x.com", "first_name": "Ada", "contacts": ["1", "2"], "employees": 3}
     assert content_hash({**record, "custom.vip": True}) == "4b2e37a5c3d3fa49618425b436945e54"
+
+
+_text = st.text(st.characters(), max_size=10)  # lone surrogates included
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.one_of(
+            _text,
+            st.integers(),  # past 64 bits too
+            st.booleans(),
+            st.floats(allow_nan=False),
+            st.lists(_text, max_size=3),
+        ),
+        max_size=6,
+    )
+)
+def test_content_hash_is_blake2b_of_sorted_compact_json_whatever_the_values(record):
+    # The fast encoder must write exactly what json does, or stored hashes would all change.
+    cleaned = {
+        k: sorted(v) if isinstance(v, list) else v
+        for k, v in record.items()
+        if v not in (None, "", [])
+    }
+    text = json.dumps(cleaned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    expected = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
+    assert content_hash(record) == expected.hexdigest()
 
 
 def test_content_hash_accepts_decimals_and_dates_as_their_canonical_text():
