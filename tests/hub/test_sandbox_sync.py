@@ -53,7 +53,7 @@ def configure(tmp_path: Path, boxes: dict[str, Sandbox], **sync: Any) -> Path:
         "systems": {name: box.connector_settings() for name, box in boxes.items()},
         "syncs": {
             "main": {
-                "systems": ["hubspot", "zoho"],
+                "systems": list(boxes),
                 "objects": ["companies", "contacts", "deals"],
                 **sync,
             }
@@ -148,3 +148,56 @@ def test_an_edit_on_each_side_reaches_the_other(
         assert "Edited in HS" in titles
         assert "Edited in Zoho" in titles
     assert sync(config).writes == 0
+
+
+def end_state(
+    tmp_path: Path, fault_rate: float, maps: dict[str, FieldMap]
+) -> dict[str, dict[str, list[Any]]]:
+    """Both sandboxes seeded alike, synced until a run writes nothing: what each then holds,
+    references left out (ids differ between sandboxes)."""
+    boxes = {
+        vendor: load_sandbox(vendor, SandboxOptions(seed=SEED, fault_rate=fault_rate))
+        for vendor in ("hubspot", "zoho")
+    }
+    for box in boxes.values():
+        box.start()
+    tmp_path.mkdir()
+    try:
+        seed_sandbox(boxes["hubspot"].api, maps["hubspot"], sample_account(PEOPLE, SEED))
+        seed_sandbox(
+            boxes["zoho"].api, maps["zoho"], sample_account(PEOPLE, SEED, start=48), typed_by_hand
+        )
+        config = configure(tmp_path, boxes)
+        for _ in range(6):
+            report = sync(config)
+            if report.exit_code == 0 and report.writes == 0:
+                break
+        else:
+            raise AssertionError(f"no quiet run after six: {report.as_dict()}")
+        if fault_rate:
+            assert sum(box.calls.faults.total() for box in boxes.values()) > 10
+        refs = ("company", "contacts")
+        return {
+            vendor: {
+                object_type: sorted(
+                    sorted((k, str(v)) for k, v in record.items() if k not in refs)
+                    for record in canonical(box, maps[vendor], object_type).values()
+                )
+                for object_type in ("companies", "contacts", "deals")
+            }
+            for vendor, box in boxes.items()
+        }
+    finally:
+        for box in boxes.values():
+            box.stop()
+
+
+def test_vendor_faults_change_nothing_about_where_the_sync_ends(
+    tmp_path: Path, maps: dict[str, FieldMap]
+) -> None:
+    # 5xx, 429s, resets, HTML error pages and cut-off JSON on a fifth of all requests: the
+    # runs that follow end where a fault-free sync ends, with nothing duplicated or missing.
+    calm = end_state(tmp_path / "calm", 0.0, maps)
+    stormy = end_state(tmp_path / "stormy", 0.2, maps)
+    assert stormy == calm
+    assert len(calm["hubspot"]["contacts"]) == PEOPLE + 48
