@@ -42,6 +42,8 @@ def _serve(vendor: str, options: SandboxOptions, pipe: Connection) -> None:
             pipe.send(None)
         elif command == "calls":
             pipe.send((sandbox.calls.total, dict(sandbox.calls.by_route)))
+        elif command == "statuses":
+            pipe.send(dict(sandbox.calls.by_status))
         elif command == "advance":
             sandbox.api.clock.advance(args)  # type: ignore[attr-defined]
             pipe.send(None)
@@ -98,6 +100,10 @@ class SandboxProcess:
     def routes(self) -> dict[str, int]:
         _, by_route = self._ask("calls")
         return dict(by_route)
+
+    def statuses(self) -> dict[int, int]:
+        """Answers by HTTP status (faults and the vendor's own 429s and 503s included)."""
+        return dict(self._ask("statuses"))
 
     def advance(self, seconds: float) -> None:
         """Time passes on the vendor's clock (both emulators keep a ``SandboxClock``)."""
