@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -678,3 +679,38 @@ def test_piped_output_has_no_colour_codes_and_no_progress_bars(tmp_path: Path):
     assert lines[1].split("\t")[:3] == ["object", "system", "read"]
     assert "contacts\tb\t" in done.stdout
     assert "1 record(s) failed: crmhub failed list" in done.stdout
+
+
+def test_a_sandbox_serves_until_interrupted_and_its_printed_entry_works(tmp_path: Path):
+    crmhub = Path(sys.executable).parent / "crmhub"
+    server = subprocess.Popen(
+        [str(crmhub), "sandbox", "zoho", "--seed", "30", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        announced = json.loads(server.stdout.readline())
+        assert announced["url"].startswith("http://127.0.0.1:")
+        system = announced["system"]
+        assert system["connector"] == "zoho"
+        config = tmp_path / "crmhub.yaml"
+        config.write_text(
+            json.dumps(
+                {
+                    "database": f"sqlite:///{tmp_path}/state.db",
+                    "systems": {"crm": system, "mem": {"connector": "memory", "path": "m.json"}},
+                    "syncs": {"main": {"systems": ["crm", "mem"], "objects": ["contacts"]}},
+                }
+            )
+        )
+        checked = cli(config, "check", "--json")
+        assert checked.exit_code == 0, checked.output
+        synced = cli(config, "sync", "--json")
+        assert synced.exit_code == 0, synced.output
+        [report] = json.loads(synced.stdout)
+        assert report["counts"]["contacts"]["crm"]["read"] == 30
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C
+        assert server.wait(timeout=10) == 0
