@@ -238,7 +238,11 @@ class ConnectorContract:
     def test_creating_twice_on_the_upsert_key_makes_no_duplicate(
         self, sandbox: Sandbox, connector: Connector, fieldmap: FieldMap
     ) -> None:
-        assert connector.capabilities.upsert_keys.get("contacts")
+        if not connector.capabilities.upsert_keys.get("contacts"):
+            pytest.skip(
+                "create is not an upsert here: after a crash the hub finds the record by email "
+                "before creating it again (test_find_by_email_ignores_case)"
+            )
         [first] = connector.create("contacts", [self.contact(fieldmap, 20)])
         before = len(sandbox.api.snapshot("contacts"))
         [again] = connector.create("contacts", [self.contact(fieldmap, 20, job_title="CTO")])
