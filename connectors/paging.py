@@ -2,7 +2,8 @@
 
 Public entry points: :class:`Paginator` (the protocol), :class:`CursorPaginator`,
 :class:`PageNumberPaginator`, :class:`OffsetPaginator`, :func:`iterate_pages`,
-:func:`default_items`, :func:`dig`.
+:func:`default_items`, :func:`dig`, and the page-token codec :func:`pack_token` /
+:func:`unpack_token`.
 
 A paginator is a small stateful object with three methods: ``first_params()`` (and reset),
 ``next_params(body)`` (``None`` when there is no next page) and ``items(body)`` (the records of
@@ -22,10 +23,14 @@ looping forever.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from connectors.errors import ConnectorError, VendorError
+from connectors.errors import ConnectorConfigError, ConnectorError, VendorError
 
 if TYPE_CHECKING:
     from connectors.http import HttpClient
@@ -39,6 +44,8 @@ __all__ = [
     "default_items",
     "dig",
     "iterate_pages",
+    "pack_token",
+    "unpack_token",
 ]
 
 ItemsGetter = Callable[[Any], list[Any]]
@@ -304,3 +311,27 @@ def iterate_pages(
             if exc.system is None:
                 exc.system = client.system
             raise
+
+
+def pack_token(state: Mapping[str, Any], *, kind: str) -> str:
+    """A page token the hub can store and hand back after a restart: ``state`` as compact JSON,
+    zlib-compressed (keyset tokens carry lists of ids sharing long prefixes) and URL-safe
+    base64 without padding. ``kind`` names the connector and the token's format version, so a
+    token of another connector or an older format is refused by :func:`unpack_token`.
+    """
+    raw = json.dumps({**state, "_": kind}, separators=(",", ":"), sort_keys=True)
+    packed = zlib.compress(raw.encode("utf-8"), 9)
+    return base64.urlsafe_b64encode(packed).decode("ascii").rstrip("=")
+
+
+def unpack_token(token: str, *, kind: str) -> dict[str, Any]:
+    """The state :func:`pack_token` packed with the same ``kind``; anything else is a
+    :class:`ConnectorConfigError` quoting the token's start (a token is not a secret)."""
+    try:
+        packed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        state = json.loads(zlib.decompress(packed))
+    except (binascii.Error, zlib.error, ValueError):
+        state = None
+    if not isinstance(state, dict) or state.pop("_", None) != kind:
+        raise ConnectorConfigError(f"not a {kind} page token: {token[:40]!r}")
+    return state

@@ -4,7 +4,7 @@ Public entry points: :class:`Sandbox` (a vendor API served on loopback: ``start`
 ``serve_forever``, ``inject``, ``calls``), :class:`SandboxOptions`, :class:`VendorApi` (the
 protocol a vendor's emulator implements), :class:`ApiRequest`, :class:`ApiResponse`,
 :class:`Fault`, :class:`RollingWindow`, :class:`TokenIssuer`, :class:`CallLog`,
-:class:`SandboxClock`, :func:`json_response` and :func:`load_sandbox`.
+:class:`SandboxClock`, :func:`json_response`, :func:`rate_window` and :func:`load_sandbox`.
 
 A sandbox is a product feature (``crmhub sandbox hubspot``, ``crmhub demo``), and what the
 contract suite and the benchmarks run against: a connector that passes against its sandbox should
@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import random
 import secrets
 import socket
@@ -61,6 +62,7 @@ __all__ = [
     "VendorApi",
     "json_response",
     "load_sandbox",
+    "rate_window",
     "sandbox_vendors",
 ]
 
@@ -265,6 +267,16 @@ class RollingWindow:
             if len(self._hits) < self.limit:
                 return 0.0
             return max(self._hits[0] + self.seconds - now, 0.0)
+
+
+def rate_window(rate: float) -> tuple[int, float]:
+    """``SandboxOptions.rate_limit`` (requests a second) as ``(requests, seconds)`` of a rolling
+    window at least a second long: 10 → (10, 1.0); 0.4 → (1, 3.0), never faster than asked."""
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, not {rate}")
+    if rate >= 1:
+        return int(rate), 1.0
+    return 1, float(math.ceil(1 / rate))
 
 
 class TokenIssuer:
