@@ -1,0 +1,62 @@
+"""End to end over HTTP: HubSpot, Zoho CRM, SuiteCRM and Bitrix24 sandboxes in one sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.sampledata import sample_account
+from connectors.sandbox import SandboxOptions, load_sandbox
+from hub.demo import seed_sandbox, typed_by_hand
+from mappings.fieldmap import load_default_map
+from tests.hub.test_sandbox_sync import SEED, canonical, configure, sync
+
+pytestmark = pytest.mark.slow
+
+FOUR = ("hubspot", "zoho", "suitecrm", "bitrix24")
+
+
+def test_four_crms_converge_and_converge_again_after_an_edit_on_each(tmp_path: Path) -> None:
+    boxes = {vendor: load_sandbox(vendor, SandboxOptions(seed=SEED)) for vendor in FOUR}
+    maps = {vendor: load_default_map(vendor) for vendor in FOUR}
+    for box in boxes.values():
+        box.start()
+    try:
+        # Each CRM holds 20 people; neighbours share 8 of them, typed differently.
+        for n, vendor in enumerate(FOUR):
+            style = typed_by_hand if n % 2 else None
+            seed_sandbox(
+                boxes[vendor].api, maps[vendor], sample_account(20, SEED, start=12 * n), style
+            )
+        config = configure(tmp_path, boxes)
+        first = sync(config)
+        assert first.exit_code == 0, first.as_dict()
+        everyone = 12 * (len(FOUR) - 1) + 20
+        for vendor, box in boxes.items():
+            emails = sorted(p["email"] for p in canonical(box, maps[vendor], "contacts").values())
+            assert len(emails) == len(set(emails)) == everyone, vendor
+        assert sync(config).writes == 0
+
+        # One edit in each CRM, each to a different person's job title.
+        edited: dict[str, str] = {}
+        for n, (vendor, box) in enumerate(boxes.items()):
+            people = canonical(box, maps[vendor], "contacts")
+            record_id, person = sorted(people.items(), key=lambda item: item[1]["email"])[n]
+            title = f"Edited in {vendor}"
+            field = maps[vendor].vendor_field("contacts", "job_title")
+            assert field is not None
+            box.api.modify("contacts", record_id, {field: title})
+            edited[person["email"]] = title
+        second = sync(config)
+        assert second.exit_code == 0, second.as_dict()
+        for vendor, box in boxes.items():
+            titles = {
+                p["email"]: p.get("job_title")
+                for p in canonical(box, maps[vendor], "contacts").values()
+            }
+            assert {email: titles[email] for email in edited} == edited, vendor
+        assert sync(config).writes == 0
+    finally:
+        for box in boxes.values():
+            box.stop()
