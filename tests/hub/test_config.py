@@ -758,3 +758,28 @@ def test_the_hubspot_zoho_example_loads_and_needs_its_credentials() -> None:
     assert config.syncs["crm"].readers == ("hubspot", "zoho")
     with pytest.raises(ConfigError, match="ZOHO_REFRESH_TOKEN"):
         load_config(example, environ={k: v for k, v in secrets.items() if "REFRESH" not in k})
+
+
+def test_the_four_crm_example_loads_with_every_connector() -> None:
+    example = REPO / "config" / "four-crms.yaml"
+    names = [
+        "HUBSPOT_TOKEN",
+        "ZOHO_CLIENT_ID",
+        "ZOHO_CLIENT_SECRET",
+        "ZOHO_REFRESH_TOKEN",
+        "SUITECRM_CLIENT_ID",
+        "SUITECRM_CLIENT_SECRET",
+        "BITRIX24_WEBHOOK_URL",
+    ]
+    secrets = {name: f"test-{name.lower()}-value" for name in names}
+    secrets["BITRIX24_WEBHOOK_URL"] = "https://example.bitrix24.com/rest/1/testcode123/"
+    config = load_config(example, environ=secrets)
+    assert [s.connector for s in config.systems.values()] == [
+        "hubspot",
+        "zoho",
+        "suitecrm",
+        "bitrix24",
+    ]
+    sync = config.syncs["everywhere"]
+    assert sync.readers == ("hubspot", "zoho", "suitecrm", "bitrix24")
+    assert sync.delete_sweep_seconds == 86400
