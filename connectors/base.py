@@ -1,7 +1,8 @@
 """The connector protocol: what the hub asks of every CRM connector.
 
 Public entry points: :class:`Connector`, :class:`ConnectorFactory`, :class:`RemoteRecord`,
-:class:`Page`, :class:`WriteResult`, :class:`Capabilities`, :class:`SweepsIds`.
+:class:`Page`, :class:`WriteResult`, :class:`Capabilities`, :class:`SweepsIds`,
+:func:`validated_settings`.
 
 A connector speaks its vendor's API and vendor-shaped field names; it knows nothing of links,
 canonical ids or merge rules. The hub maps vendor fields to the canonical schema with the field
@@ -18,11 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from connectors.errors import RecordRejected
+from connectors.errors import ConnectorConfigError, RecordRejected
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 VendorFields = Mapping[str, Any]
 
@@ -162,3 +165,23 @@ class ConnectorFactory(Protocol):
     vendor: ClassVar[str]
 
     def __call__(self, system: str, settings: Any) -> Connector: ...
+
+
+def validated_settings(
+    model: type[SettingsT], settings: SettingsT | Mapping[str, Any], *, system: str, vendor: str
+) -> SettingsT:
+    """``settings`` as ``model``: as given when it is one, else validated from a mapping, every
+    problem named by its key in one :class:`ConnectorConfigError` (values are never quoted:
+    they may be credentials)."""
+    if isinstance(settings, model):
+        return settings
+    try:
+        return model.model_validate(settings)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        raise ConnectorConfigError(
+            f"invalid {vendor} settings: {problems}", system=system
+        ) from None

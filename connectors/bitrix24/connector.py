@@ -70,10 +70,17 @@ from typing import Any, ClassVar, Final
 from urllib.parse import urlsplit
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from requests.auth import AuthBase
 
-from connectors.base import Capabilities, Page, RemoteRecord, VendorFields, WriteResult
+from connectors.base import (
+    Capabilities,
+    Page,
+    RemoteRecord,
+    VendorFields,
+    WriteResult,
+    validated_settings,
+)
 from connectors.bitrix24.wire import (
     CONTACT_IDS_FIELD as CONTACT_IDS,
 )
@@ -424,17 +431,7 @@ class Bitrix24Connector:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.system = system
-        if not isinstance(settings, Bitrix24Settings):
-            try:
-                settings = Bitrix24Settings.model_validate(settings)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-                    for e in exc.errors(include_url=False, include_input=False)
-                )
-                raise ConnectorConfigError(
-                    f"invalid Bitrix24 settings: {problems}", system=system
-                ) from None
+        settings = validated_settings(Bitrix24Settings, settings, system=system, vendor="Bitrix24")
         self.settings = settings
         options: dict[str, Any] = {}
         token_options: dict[str, Any] = {}

@@ -31,11 +31,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from connectors.base import Capabilities, Page, RemoteRecord, VendorFields, WriteResult
+from connectors.base import (
+    Capabilities,
+    Page,
+    RemoteRecord,
+    VendorFields,
+    WriteResult,
+    validated_settings,
+)
 from connectors.errors import (
-    ConnectorConfigError,
     ConnectorError,
     RecordRejected,
     VendorError,
@@ -161,17 +167,6 @@ class HubSpotSettings(BaseModel):
         return self
 
 
-def _settings(system: str, settings: HubSpotSettings | Mapping[str, Any]) -> HubSpotSettings:
-    if isinstance(settings, HubSpotSettings):
-        return settings
-    try:
-        return HubSpotSettings.model_validate(settings)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False)[0]
-        key = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ConnectorConfigError(f"{key}: {first['msg']}", system=system) from None
-
-
 def _text(value: Any) -> str:
     """A property value as HubSpot takes it: text, ``""`` to clear."""
     if value is None:
@@ -202,7 +197,9 @@ class HubSpotConnector:
     ) -> None:
         """``sleep`` is how the clients wait between retries (injectable for tests)."""
         self.system = system
-        self.settings = _settings(system, settings)
+        self.settings = validated_settings(
+            HubSpotSettings, settings, system=system, vendor="HubSpot"
+        )
         self.capabilities = Capabilities(
             object_types=frozenset(OBJECT_TYPES),
             max_batch=BATCH,

@@ -62,12 +62,18 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from connectors.base import Capabilities, Page, RemoteRecord, VendorFields, WriteResult
+from connectors.base import (
+    Capabilities,
+    Page,
+    RemoteRecord,
+    VendorFields,
+    WriteResult,
+    validated_settings,
+)
 from connectors.errors import ConnectorConfigError, RecordRejected, VendorError
 from connectors.http import (
     HttpClient,
@@ -205,17 +211,7 @@ class SuiteCrmConnector:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.system = system
-        if not isinstance(settings, SuiteCrmSettings):
-            try:
-                settings = SuiteCrmSettings.model_validate(settings)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
-                    for e in exc.errors(include_url=False, include_input=False)
-                )
-                raise ConnectorConfigError(
-                    f"invalid SuiteCRM settings: {problems}", system=system
-                ) from None
+        settings = validated_settings(SuiteCrmSettings, settings, system=system, vendor="SuiteCRM")
         self.settings = settings
         self._step = 60 if settings.minute_stamps else 1
         try:

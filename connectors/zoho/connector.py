@@ -58,9 +58,16 @@ from typing import Any, ClassVar, Final, Literal
 from urllib.parse import urlsplit
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.base import Capabilities, Page, RemoteRecord, VendorFields, WriteResult
+from connectors.base import (
+    Capabilities,
+    Page,
+    RemoteRecord,
+    VendorFields,
+    WriteResult,
+    validated_settings,
+)
 from connectors.errors import (
     AuthError,
     AuthExpired,
@@ -315,17 +322,7 @@ class ZohoConnector:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.system = system
-        if not isinstance(settings, ZohoSettings):
-            try:
-                settings = ZohoSettings.model_validate(settings)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                    for e in exc.errors(include_url=False, include_input=False)
-                )
-                raise ConnectorConfigError(
-                    f"invalid Zoho settings: {problems}", system=system
-                ) from None
+        settings = validated_settings(ZohoSettings, settings, system=system, vendor="Zoho")
         self.settings = settings
         try:
             token_server = settings.token_server()
