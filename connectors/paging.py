@@ -333,5 +333,5 @@ def unpack_token(token: str, *, kind: str) -> dict[str, Any]:
     except (binascii.Error, zlib.error, ValueError):
         state = None
     if not isinstance(state, dict) or state.pop("_", None) != kind:
-        raise ConnectorConfigError(f"not a {kind} page token: {token[:40]!r}")
+        raise ConnectorConfigError(f"not a page token of format {kind}: {token[:40]!r}")
     return state

@@ -21,6 +21,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
+import phonenumbers
+
 __all__ = [
     "CONTACTS_PER_COMPANY",
     "CONTACTS_PER_DEAL",
@@ -414,3 +416,20 @@ def sample_account(contacts: int, seed: int = 0, *, start: int = 0) -> SampleAcc
             if d.contact_keys[-1] < start + contacts
         ],
     )
+
+
+def typed_phone(e164: str, rng: random.Random) -> str:
+    """A phone number as people type it into a CRM: as E.164, spaced, dashed or dotted, and for
+    North American numbers also in national format. Never nationally for other countries: a
+    number without its country code would be read with the account's default region."""
+    number = phonenumbers.parse(e164)
+    spaced = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    styles = [e164, spaced, spaced.replace(" ", "-"), spaced.replace(" ", ".")]
+    if number.country_code == 1:
+        styles.append(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+    return rng.choice(styles)
+
+
+def typed_country(code: str, rng: random.Random, *, named: float = 0.8) -> str:
+    """A country as people type it: its English name most of the time, else its ISO code."""
+    return COUNTRY_NAMES.get(code, code) if rng.random() < named else code

@@ -57,9 +57,6 @@ section 2; wire formats and how records are shown to the hub: :mod:`connectors.b
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import re
 import threading
@@ -108,6 +105,7 @@ from connectors.http import (
     body_excerpt,
     default_classifier,
 )
+from connectors.paging import pack_token, unpack_token
 from connectors.ratelimit import RateLimiter
 from connectors.timeparse import parse_vendor_datetime
 
@@ -379,23 +377,16 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 # Page tokens
 
 
-_TOKEN_VERSION: Final = 1
+_PAGE_STATE_FORMAT: Final = "bitrix24/1"
 
 
 def _encode(state: Mapping[str, Any]) -> str:
     """A read position (``k`` second, ``d`` last id, ``c`` crowded) as an opaque string."""
-    raw = json.dumps({**state, "v": _TOKEN_VERSION}, separators=(",", ":"), sort_keys=True)
-    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+    return pack_token(state, kind=_PAGE_STATE_FORMAT)
 
 
 def _decode(token: str) -> dict[str, Any]:
-    try:
-        state = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
-        state = None
-    if not isinstance(state, dict) or state.get("v") != _TOKEN_VERSION:
-        raise ConnectorConfigError(f"not a page token of the Bitrix24 connector: {token[:40]!r}")
-    return state
+    return unpack_token(token, kind=_PAGE_STATE_FORMAT)
 
 
 def _filter_time(second: int) -> str:

@@ -53,7 +53,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Final
 from urllib.parse import urlencode
 
-import phonenumbers
 from sortedcontainers import SortedList
 
 from connectors.bitrix24.wire import (
@@ -66,7 +65,7 @@ from connectors.bitrix24.wire import (
     parse_query,
     present_record,
 )
-from connectors.sampledata import COUNTRY_NAMES, sample_account
+from connectors.sampledata import sample_account, typed_country, typed_phone
 from connectors.sandbox import (
     ApiRequest,
     ApiResponse,
@@ -306,8 +305,8 @@ class Bitrix24Api:
                         "REVENUE": company.annual_revenue,
                         "CURRENCY_ID": "USD",
                         "ADDRESS_CITY": company.city,
-                        "ADDRESS_COUNTRY": _country(company.country, rng),
-                        "PHONE": [{"VALUE": _typed(company.phone, rng), "VALUE_TYPE": "WORK"}],
+                        "ADDRESS_COUNTRY": typed_country(company.country, rng),
+                        "PHONE": [{"VALUE": typed_phone(company.phone, rng), "VALUE_TYPE": "WORK"}],
                         "WEB": [{"VALUE": website, "VALUE_TYPE": "WORK"}],
                     },
                     next(stamps),
@@ -317,9 +316,11 @@ class Bitrix24Api:
                 email = person.email
                 if rng.random() < 0.15:
                     email = email[0].upper() + email[1:]
-                phones = [{"VALUE": _typed(person.phone, rng), "VALUE_TYPE": "WORK"}]
+                phones = [{"VALUE": typed_phone(person.phone, rng), "VALUE_TYPE": "WORK"}]
                 if person.mobile:
-                    phones.append({"VALUE": _typed(person.mobile, rng), "VALUE_TYPE": "MOBILE"})
+                    phones.append(
+                        {"VALUE": typed_phone(person.mobile, rng), "VALUE_TYPE": "MOBILE"}
+                    )
                 people[person.key] = self._create(
                     "contact",
                     {
@@ -330,7 +331,7 @@ class Bitrix24Api:
                         "SOURCE_ID": "SELF",
                         "COMPANY_ID": companies.get(person.company_key),
                         "ADDRESS_CITY": person.city,
-                        "ADDRESS_COUNTRY": _country(person.country, rng),
+                        "ADDRESS_COUNTRY": typed_country(person.country, rng),
                         "EMAIL": [{"VALUE": email, "VALUE_TYPE": "WORK"}],
                         "PHONE": phones,
                     },
@@ -1091,21 +1092,3 @@ def _comm_key(kind: str, value: str) -> str:
     if kind == "EMAIL":
         return value.strip().casefold()
     return re.sub(r"\D", "", value)
-
-
-def _typed(e164: str, rng: random.Random) -> str:
-    """A phone number as someone typed it: E.164, spaced, dashed, or in national format."""
-    number = phonenumbers.parse(e164)
-    style = rng.randrange(4)
-    if style == 0:
-        return e164
-    spaced = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    if style == 1:
-        return spaced
-    if style == 2 and number.country_code == 1:
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
-    return spaced.replace(" ", "-")
-
-
-def _country(code: str, rng: random.Random) -> str:
-    return COUNTRY_NAMES.get(code, code) if rng.random() < 0.85 else code

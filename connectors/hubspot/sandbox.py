@@ -50,7 +50,7 @@ from urllib.parse import quote
 import orjson
 from sortedcontainers import SortedList
 
-from connectors.sampledata import COUNTRY_NAMES, sample_account
+from connectors.sampledata import COUNTRY_NAMES, sample_account, typed_phone
 from connectors.sandbox import (
     ApiRequest,
     ApiResponse,
@@ -408,7 +408,7 @@ class HubSpotApi:
                     "name": c.name,
                     "domain": c.domain if rng.random() < 0.9 else c.domain.upper(),
                     "website": c.website,
-                    "phone": _typed_phone(c.phone, rng),
+                    "phone": typed_phone(c.phone, rng) if c.phone else None,
                     "industry": _INDUSTRIES.get(c.industry, c.industry.upper()),
                     "numberofemployees": str(c.employees),
                     "annualrevenue": str(c.annual_revenue),
@@ -426,8 +426,8 @@ class HubSpotApi:
                     "firstname": p.first_name,
                     "lastname": p.last_name,
                     "email": email,
-                    "phone": _typed_phone(p.phone, rng),
-                    "mobilephone": _typed_phone(p.mobile, rng) if p.mobile else None,
+                    "phone": typed_phone(p.phone, rng) if p.phone else None,
+                    "mobilephone": typed_phone(p.mobile, rng) if p.mobile else None,
                     "jobtitle": p.job_title,
                     "city": p.city,
                     "country": COUNTRY_NAMES.get(p.country, p.country),
@@ -1689,30 +1689,6 @@ def _sort_key(name: str, modified: str) -> Callable[[_Record], Any]:
         return (value is None, number if number is not None else 0.0, (value or "").casefold())
 
     return key
-
-
-def _typed_phone(e164: str | None, rng: random.Random) -> str | None:
-    """A phone number as people type it into HubSpot."""
-    if not e164:
-        return None
-    if e164.startswith("+1") and len(e164) == 12:
-        area, exchange, line = e164[2:5], e164[5:8], e164[8:]
-        return rng.choice(
-            (
-                f"({area}) {exchange}-{line}",
-                f"{area}-{exchange}-{line}",
-                f"+1 {area} {exchange} {line}",
-                e164,
-            )
-        )
-    style = rng.random()
-    if style < 0.4:
-        return e164
-    # Every seeded country has a two-digit calling code.
-    code, rest = e164[1:3], e164[3:]
-    if style < 0.8:
-        return f"+{code} {rest[:2]} {rest[2:5]} {rest[5:]}"
-    return f"+{code}-{rest[:2]}-{rest[2:]}"
 
 
 def _capitalised(email: str) -> str:

@@ -30,13 +30,12 @@ case costs one extra search call at its end.
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.errors import VendorError
+from connectors.errors import ConnectorConfigError, VendorError
+from connectors.paging import pack_token, unpack_token
 
 __all__ = ["LIMIT", "SearchCursor", "decode_token", "encode_token"]
 
@@ -148,20 +147,20 @@ class SearchCursor:
         return drop, SearchCursor(floor=self.floor, seen=seen, tie_after=last)
 
 
+_PAGE_STATE_FORMAT = "hubspot/1"
+
+
 def encode_token(state: dict[str, Any]) -> str:
-    """An opaque, restart-safe page token (URL-safe base64 of compact JSON)."""
-    raw = json.dumps(state, separators=(",", ":")).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    """An opaque, restart-safe page token (:func:`connectors.paging.pack_token`)."""
+    return pack_token(state, kind=_PAGE_STATE_FORMAT)
 
 
 def decode_token(token: str) -> dict[str, Any]:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        state = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, UnicodeError):
-        raise VendorError(f"unreadable HubSpot page token {token[:40]!r}") from None
-    if not isinstance(state, dict) or "m" not in state:
-        raise VendorError(f"unreadable HubSpot page token {token[:40]!r}")
+    state = unpack_token(token, kind=_PAGE_STATE_FORMAT)
+    if "m" not in state:
+        raise ConnectorConfigError(
+            f"not a page token of format {_PAGE_STATE_FORMAT}: {token[:40]!r}"
+        )
     return state
 
 

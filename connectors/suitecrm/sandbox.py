@@ -61,10 +61,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Final
 
-import phonenumbers
 from sortedcontainers import SortedList
 
-from connectors.sampledata import COUNTRY_NAMES, SampleCompany, SampleContact, sample_account
+from connectors.sampledata import (
+    SampleCompany,
+    SampleContact,
+    sample_account,
+    typed_country,
+    typed_phone,
+)
 from connectors.sandbox import (
     ApiRequest,
     ApiResponse,
@@ -1099,38 +1104,18 @@ def _decimal_text(value: Any) -> str:
         return str(value)
 
 
-def _as_typed(e164: str | None, rng: random.Random) -> str:
-    """A phone number the way people key it into SuiteCRM's free-text phone fields."""
-    if not e164:
-        return ""
-    number = phonenumbers.parse(e164)
-    international = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    styles = (
-        e164,
-        international,
-        international.replace(" ", "-"),
-        international.replace(" ", "."),
-        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL),
-    )
-    return rng.choice(styles)
-
-
-def _country(code: str, rng: random.Random) -> str:
-    return COUNTRY_NAMES.get(code, code) if rng.random() < 0.75 else code
-
-
 def _account_fields(company: SampleCompany, rng: random.Random) -> dict[str, str]:
     website = rng.choice((company.website, f"http://{company.domain}", f"www.{company.domain}"))
     return {
         "name": company.name,
         "account_type": "Customer",
         "website": website,
-        "phone_office": _as_typed(company.phone, rng),
+        "phone_office": (typed_phone(company.phone, rng) if company.phone else ""),
         "industry": _INDUSTRIES.get(company.industry, "Other"),
         "employees": str(company.employees),
         "annual_revenue": str(company.annual_revenue),
         "billing_address_city": company.city,
-        "billing_address_country": _country(company.country, rng),
+        "billing_address_country": typed_country(company.country, rng),
     }
 
 
@@ -1143,9 +1128,9 @@ def _contact_fields(person: SampleContact, rng: random.Random) -> dict[str, str]
         "first_name": person.first_name,
         "last_name": person.last_name,
         "email1": email,
-        "phone_work": _as_typed(person.phone, rng),
-        "phone_mobile": _as_typed(person.mobile, rng),
+        "phone_work": (typed_phone(person.phone, rng) if person.phone else ""),
+        "phone_mobile": (typed_phone(person.mobile, rng) if person.mobile else ""),
         "title": person.job_title or "",
         "primary_address_city": person.city,
-        "primary_address_country": _country(person.country, rng),
+        "primary_address_country": typed_country(person.country, rng),
     }

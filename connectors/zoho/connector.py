@@ -45,13 +45,9 @@ How it talks to Zoho (facts in ``/work/shared/vendors/hubspot-zoho.md``, part B)
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final, Literal
@@ -85,6 +81,7 @@ from connectors.http import (
     parse_retry_after,
     retry_transient,
 )
+from connectors.paging import pack_token, unpack_token
 from connectors.ratelimit import RateLimiter
 from connectors.timeparse import parse_vendor_datetime
 from connectors.zoho.auth import ACCOUNTS_URLS, shared_account
@@ -265,25 +262,16 @@ def classify_zoho(response: requests.Response) -> ConnectorError | None:
 # Page tokens handed to the hub
 
 
-_TOKEN_VERSION: Final = 2
+# v2: keyset state; zlib inside pack_token keeps a page of 19-digit ids short.
+_PAGE_STATE_FORMAT: Final = "zoho/2"
 
 
 def _encode(state: Mapping[str, Any]) -> str:
-    raw = json.dumps({**state, "v": _TOKEN_VERSION}, separators=(",", ":"), sort_keys=True)
-    # zlib: a token may carry up to a page of 19-digit ids that share long prefixes.
-    packed = zlib.compress(raw.encode("utf-8"), 9)
-    return base64.urlsafe_b64encode(packed).decode("ascii").rstrip("=")
+    return pack_token(state, kind=_PAGE_STATE_FORMAT)
 
 
 def _decode(token: str) -> dict[str, Any]:
-    try:
-        packed = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        state = json.loads(zlib.decompress(packed))
-    except (binascii.Error, zlib.error, ValueError):
-        state = None
-    if not isinstance(state, dict) or state.get("v") != _TOKEN_VERSION:
-        raise ConnectorConfigError(f"not a page token of the Zoho connector: {token[:40]!r}")
-    return state
+    return unpack_token(token, kind=_PAGE_STATE_FORMAT)
 
 
 def _second(instant: datetime) -> int:

@@ -48,10 +48,14 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
-import phonenumbers
 from sortedcontainers import SortedList
 
-from connectors.sampledata import COUNTRY_NAMES, SampleContact, sample_account
+from connectors.sampledata import (
+    SampleContact,
+    sample_account,
+    typed_country,
+    typed_phone,
+)
 from connectors.sandbox import (
     ApiRequest,
     ApiResponse,
@@ -390,12 +394,12 @@ class ZohoApi:
                     {
                         "Account_Name": company.name,
                         "Website": company.website if rng.random() < 0.7 else company.domain,
-                        "Phone": _typed_phone(company.phone, rng),
+                        "Phone": typed_phone(company.phone, rng),
                         "Industry": company.industry,
                         "Employees": company.employees,
                         "Annual_Revenue": float(company.annual_revenue),
                         "Billing_City": company.city,
-                        "Billing_Country": _country(company.country, rng),
+                        "Billing_Country": typed_country(company.country, rng),
                     },
                     next(stamps),
                 )
@@ -1193,22 +1197,6 @@ def _number(amount: Decimal) -> int | float:
     return int(amount) if amount == amount.to_integral_value() else float(amount)
 
 
-def _typed_phone(e164: str, rng: random.Random) -> str:
-    """A phone number the way people type it into a CRM: national, spaced, dashed or E.164."""
-    parsed = phonenumbers.parse(e164)
-    style = rng.randrange(4)
-    if style == 0:
-        return e164
-    if parsed.country_code == 1 and style == 1:
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-    spaced = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
-    return spaced.replace(" ", "-") if style == 2 else spaced
-
-
-def _country(code: str, rng: random.Random) -> str:
-    return COUNTRY_NAMES.get(code, code) if rng.random() < 0.8 else code
-
-
 def _contact_fields(
     person: SampleContact, accounts: Mapping[int, str], rng: random.Random
 ) -> dict[str, Any]:
@@ -1220,12 +1208,12 @@ def _contact_fields(
         "First_Name": person.first_name,
         "Last_Name": person.last_name,
         "Email": email,
-        "Phone": _typed_phone(person.phone, rng),
+        "Phone": typed_phone(person.phone, rng),
         "Title": person.job_title,
         "Account_Name": accounts.get(person.company_key),
         "Mailing_City": person.city,
-        "Mailing_Country": _country(person.country, rng),
+        "Mailing_Country": typed_country(person.country, rng),
     }
     if person.mobile:
-        fields["Mobile"] = _typed_phone(person.mobile, rng)
+        fields["Mobile"] = typed_phone(person.mobile, rng)
     return fields

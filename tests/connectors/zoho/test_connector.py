@@ -345,7 +345,7 @@ def test_keyset_paging_asks_again_from_the_newest_second_and_drops_repeats(
     first = crm.read_changes("contacts", None, None, LIST_FIELDS)
     assert first.next_token is not None
     key = int(datetime(2024, 12, 20, 7, 10, 10, tzinfo=UTC).timestamp())
-    assert _state(first.next_token) == {"v": 2, "k": key, "i": [_id(3)]}
+    assert _state(first.next_token) == {"k": key, "i": [_id(3)]}
     rest = read_through(crm, None, first.next_token)
 
     assert [r.id for r in first.records] == [_id(1), _id(2), _id(3)]
