@@ -65,6 +65,7 @@ from connectors.sandbox import (
     SandboxOptions,
     TokenIssuer,
     json_response,
+    rate_window,
 )
 from connectors.timeparse import parse_vendor_datetime
 from connectors.zoho.fields import (
@@ -342,7 +343,11 @@ class ZohoApi:
         self.client_secret = secrets.token_hex(20)
         self.refresh_token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
         self._token_window = RollingWindow(TOKENS_PER_WINDOW, TOKEN_WINDOW_SECONDS)
-        self.window_limit, self.window_seconds = _budget(self.options.rate_limit)
+        self.window_limit, self.window_seconds = (
+            rate_window(self.options.rate_limit)
+            if self.options.rate_limit is not None
+            else (DAILY_CREDITS, 86_400.0)
+        )
         self._requests = (
             RollingWindow(self.window_limit, self.window_seconds - _JITTER_SECONDS)
             if self.options.rate_limit is not None
@@ -1182,15 +1187,6 @@ def _word_predicate(module: str, word: str, render: _Render) -> _Predicate:
         return any(isinstance(v := render(row, n), str) and word in v.casefold() for n in names)
 
     return matches
-
-
-def _budget(rate: float | None) -> tuple[int, float]:
-    """``options.rate_limit`` as (requests, seconds) of a rolling window of at least 1 s."""
-    if rate is None:
-        return DAILY_CREDITS, 86_400.0
-    if rate >= 1:
-        return int(rate), 1.0
-    return 1, float(-(-1 // rate))
 
 
 def _number(amount: Decimal) -> int | float:
