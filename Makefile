@@ -24,8 +24,11 @@ lint: $(BIN)/crmhub
 unit: $(BIN)/crmhub
 	$(BIN)/pytest
 
+# The sync benchmark compares with hubspot-api-client when it is installed (not a dependency).
 bench: $(BIN)/crmhub
 	$(BIN)/python bench/engine.py --records 10000 --records 100000
+	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/rate_limited.py
 
 clean:
 	rm -rf $(VENV) crmhub-demo .pytest_cache .mypy_cache .ruff_cache .hypothesis
