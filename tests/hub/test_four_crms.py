@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,31 @@ def test_four_crms_converge_and_converge_again_after_an_edit_on_each(tmp_path: P
                 for p in canonical(box, maps[vendor], "contacts").values()
             }
             assert {email: titles[email] for email in edited} == edited, vendor
+        assert sync(config).writes == 0
+    finally:
+        for box in boxes.values():
+            box.stop()
+
+
+def test_a_delete_in_bitrix24_is_found_by_the_id_sweep_and_propagated(tmp_path: Path) -> None:
+    # Bitrix24 reports no deletes: the hub lists its ids (delete_sweep) and finds the gap.
+    boxes = {
+        vendor: load_sandbox(vendor, SandboxOptions(seed=SEED)) for vendor in ("bitrix24", "zoho")
+    }
+    for box in boxes.values():
+        box.start()
+    try:
+        seed_sandbox(boxes["bitrix24"].api, load_default_map("bitrix24"), sample_account(20, SEED))
+        config = configure(tmp_path, boxes, deletes="propagate", delete_sweep="1s")
+        assert sync(config).exit_code == 0
+        assert len(boxes["zoho"].api.snapshot("contacts")) == 20
+        gone = sorted(boxes["bitrix24"].api.snapshot("contacts"))[0]
+        boxes["bitrix24"].api.remove("contacts", gone)
+        time.sleep(1.1)  # past delete_sweep
+        report = sync(config)
+        assert report.exit_code == 0
+        assert report.counts["contacts"]["zoho"]["deleted"] == 1
+        assert len(boxes["zoho"].api.snapshot("contacts")) == 19
         assert sync(config).writes == 0
     finally:
         for box in boxes.values():
