@@ -259,65 +259,65 @@ def match_candidates(
 # --------------------------------------------------------------------------- cursors and runs
 
 
-def get_cursor(conn: Connection, sync: str, system: str, object_type: str) -> datetime | None:
+def _cursor_row(sync: str, system: str, object_type: str) -> tuple[Any, ...]:
+    return (
+        cursors.c.sync == sync,
+        cursors.c.system == system,
+        cursors.c.object_type == object_type,
+    )
+
+
+def _cursor_value(
+    conn: Connection, column: Any, sync: str, system: str, object_type: str
+) -> datetime | None:
     value: datetime | None = conn.execute(
-        select(cursors.c.position).where(
-            cursors.c.sync == sync, cursors.c.system == system, cursors.c.object_type == object_type
-        )
+        select(column).where(*_cursor_row(sync, system, object_type))
     ).scalar_one_or_none()
     return value
+
+
+def _write_cursor(
+    conn: Connection,
+    sync: str,
+    system: str,
+    object_type: str,
+    changes: Mapping[str, Any],
+    *,
+    position: datetime,
+    now: datetime,
+) -> None:
+    """Apply ``changes`` to the cursor row, creating it at ``position`` when there is none."""
+    updated = conn.execute(
+        update(cursors).where(*_cursor_row(sync, system, object_type)).values(**changes)
+    )
+    if updated.rowcount == 0:
+        row = {"position": position, "updated_at": now, **changes}
+        conn.execute(
+            insert(cursors).values(sync=sync, system=system, object_type=object_type, **row)
+        )
+
+
+def get_cursor(conn: Connection, sync: str, system: str, object_type: str) -> datetime | None:
+    return _cursor_value(conn, cursors.c.position, sync, system, object_type)
 
 
 def set_cursor(
     conn: Connection, sync: str, system: str, object_type: str, position: datetime, now: datetime
 ) -> None:
-    updated = conn.execute(
-        update(cursors)
-        .where(
-            cursors.c.sync == sync, cursors.c.system == system, cursors.c.object_type == object_type
-        )
-        .values(position=position, updated_at=now)
-    )
-    if updated.rowcount == 0:
-        conn.execute(
-            insert(cursors).values(
-                sync=sync, system=system, object_type=object_type, position=position, updated_at=now
-            )
-        )
+    changes = {"position": position, "updated_at": now}
+    _write_cursor(conn, sync, system, object_type, changes, position=position, now=now)
 
 
 def last_sweep(conn: Connection, sync: str, system: str, object_type: str) -> datetime | None:
     """When this system's ids were last swept for deletes (None: never, or no cursor yet)."""
-    value: datetime | None = conn.execute(
-        select(cursors.c.swept_at).where(
-            cursors.c.sync == sync, cursors.c.system == system, cursors.c.object_type == object_type
-        )
-    ).scalar_one_or_none()
-    return value
+    return _cursor_value(conn, cursors.c.swept_at, sync, system, object_type)
 
 
 def mark_swept(
     conn: Connection, sync: str, system: str, object_type: str, position: datetime, now: datetime
 ) -> None:
     """Record a completed sweep; ``position`` is the cursor to create when there is none."""
-    updated = conn.execute(
-        update(cursors)
-        .where(
-            cursors.c.sync == sync, cursors.c.system == system, cursors.c.object_type == object_type
-        )
-        .values(swept_at=now)
-    )
-    if updated.rowcount == 0:
-        conn.execute(
-            insert(cursors).values(
-                sync=sync,
-                system=system,
-                object_type=object_type,
-                position=position,
-                updated_at=now,
-                swept_at=now,
-            )
-        )
+    _write_cursor(conn, sync, system, object_type, {"swept_at": now}, position=position, now=now)
 
 
 def linked_remote_ids(
