@@ -5,11 +5,15 @@ Public entry points: :func:`open_database`, :func:`upgrade_schema`, :class:`Data
 SQLite is the default: a file, in WAL mode so readers (``crmhub status``, the dashboard) never
 block a running sync, with a busy timeout so two processes wait for each other instead of
 failing. PostgreSQL is used when the URL says so. The schema is always managed by Alembic, on
-both, so a database made by an older crmhub is migrated rather than recreated.
+both, so a database made by an older crmhub is migrated rather than recreated. Processes that
+open one database at once (two ``crmhub run`` daemons, workers) migrate it one at a time: an
+advisory lock on PostgreSQL, a lock on the database file on SQLite.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -83,16 +87,53 @@ def open_database(url: str, *, upgrade: bool = True) -> Engine:
     return engine
 
 
+# pg_advisory_lock key of crmhub's migrations: any constant of our own.
+_MIGRATION_LOCK_KEY = 0x63726D687562  # "crmhub"
+
+
+@contextmanager
+def _migrating_alone(engine: Engine) -> Iterator[None]:
+    """Hold the database's migration lock, so concurrent openers migrate one after another."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl  # POSIX: crmhub's platforms; SQLite's own locks are fcntl locks, not flock
+
+    with open(database, "ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        revision: str | None = MigrationContext.configure(connection).get_current_revision()
+    return revision
+
+
 def upgrade_schema(engine: Engine) -> None:
     """Run every Alembic migration the database has not had yet."""
     cfg = _alembic_config(engine)
     head = ScriptDirectory.from_config(cfg).get_current_head()
     try:
-        with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-        if current == head:
+        if _current_revision(engine) == head:
             return
-        command.upgrade(cfg, "head")
+        with _migrating_alone(engine):
+            # Another process may have migrated while this one waited for the lock.
+            if _current_revision(engine) == head:
+                return
+            command.upgrade(cfg, "head")
     except OperationalError as exc:
         raise DatabaseError(
             f"database {safe_url(str(engine.url))}: cannot open or migrate: {exc.orig}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -30,3 +32,22 @@ def test_a_database_at_the_first_revision_is_upgraded_and_keeps_its_cursors(tmp_
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT system, swept_at FROM cursors")).all()
     assert [tuple(row) for row in rows] == [("hs", None)]
+
+
+def test_processes_opening_a_new_database_at_once_migrate_it_one_at_a_time(tmp_path: Path):
+    # Two daemons started together on a new database: without the migration lock, one of them
+    # failed with "table ... already exists".
+    url = f"sqlite:///{tmp_path}/state.db"
+    script = (
+        "import sys; from hub.db import open_database; "
+        f"open_database({url!r}).dispose(); print('ok')"
+    )
+    openers = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [opener.communicate(timeout=60)[0].strip() for opener in openers]
+    assert outputs == ["ok"] * 4
+    assert [opener.returncode for opener in openers] == [0] * 4
+    tables = set(sa.inspect(open_database(url)).get_table_names())
+    assert {"links", "cursors", "scheduler_jobs", "alembic_version"} <= tables
