@@ -567,6 +567,47 @@ def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None
     raise typer.Exit(code)
 
 
+# --------------------------------------------------------------------------- run
+
+
+@app.command("run")
+def run_command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Syncs to run (default: every scheduled one).")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run every sync that is due once, then exit.")
+    ] = False,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run every sync on its schedule until SIGTERM or Ctrl-C (the current page finishes)."""
+    from hub.scheduler import run_daemon, run_due_once
+
+    # The daemon says what it runs and when, whatever the global log level.
+    logging.getLogger("crmhub.scheduler").setLevel(logging.INFO)
+    with _errors_to_exit_codes():
+        config = load_config(config_path)
+        unknown = [name for name in names or [] if name not in config.syncs]
+        if unknown:
+            fail(
+                f"unknown sync {', '.join(map(repr, unknown))} "
+                f"(configured: {', '.join(config.syncs) or 'none'})",
+                EXIT_CONFIG,
+            )
+        if not once:
+            raise typer.Exit(run_daemon(config.source, names))
+        reports = run_due_once(config.source, names)
+    if as_json:
+        _print_json([report.as_dict() for report in reports])
+    else:
+        for report in reports:
+            _print_report(report)
+        if not reports:
+            err.print("crmhub: no sync was due", markup=False)
+    raise typer.Exit(max((report.exit_code for report in reports), default=0))
+
+
 # --------------------------------------------------------------------------- sandbox
 
 

@@ -1,0 +1,120 @@
+"""``crmhub run``: syncs on their schedules, once or as a daemon that stops cleanly."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hub.config import Schedule
+from hub.scheduler import StandardCron
+from tests.hub.test_cli import cli, seed, write_config
+
+pytestmark = pytest.mark.slow
+
+CRMHUB = Path(sys.executable).parent / "crmhub"
+
+
+def runs(folder: Path) -> list[tuple[str, str, str | None, str]]:
+    with sqlite3.connect(folder / "state.db") as db:
+        return db.execute("SELECT sync, started_at, finished_at, status FROM runs").fetchall()
+
+
+def test_standard_cron_counts_weekdays_as_crontab_does() -> None:
+    # "1" is Monday in crontab (APScheduler's from_crontab would read it as Tuesday).
+    trigger = StandardCron("30 6 * * 1")
+    friday = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    fire = trigger.get_next_fire_time(None, friday)
+    assert fire == datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
+    assert fire.strftime("%A") == "Monday"
+    assert fire == Schedule.parse("30 6 * * 1").next_after(friday)
+
+
+def test_once_runs_what_is_due_and_then_nothing_until_the_schedule_says(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sync_extra="    schedule: 1h\n")
+    seed(tmp_path)
+    first = cli(config, "run", "--once", "--json")
+    assert first.exit_code == 0, first.output
+    [report] = json.loads(first.stdout)
+    assert report["sync"] == "main"
+    assert report["counts"]["contacts"]["b"]["created"] == 2
+    again = cli(config, "run", "--once", "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == []  # an hour has not passed
+    assert len(runs(tmp_path)) == 1
+
+
+def test_run_without_any_schedule_says_what_to_do(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    result = cli(config, "run", "--once")
+    assert result.exit_code == 2
+    assert "no sync has a schedule" in result.stderr
+    assert "crmhub sync" in result.stderr
+
+
+def test_the_daemon_runs_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sync_extra="    schedule: 1s\n")
+    seed(tmp_path)
+    daemon = subprocess.Popen(
+        [str(CRMHUB), "run", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(runs(tmp_path) if (tmp_path / "state.db").exists() else []) < 3:
+            assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
+            assert time.monotonic() < deadline, "the daemon did not run three times in 30 s"
+            time.sleep(0.2)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        code = daemon.wait(timeout=15)
+    assert code == 0
+    assert time.monotonic() - stopped < 10
+    done = runs(tmp_path)
+    assert all(status != "running" for _, _, _, status in done)
+    _, stderr = daemon.communicate()
+    assert "sync main scheduled every 1s" in stderr
+    assert "SIGTERM" in stderr
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        [(job_id,)] = db.execute("SELECT id FROM scheduler_jobs").fetchall()
+    assert job_id == "main"
+
+
+def test_two_daemons_on_one_database_never_run_a_sync_at_once(tmp_path: Path) -> None:
+    config = write_config(tmp_path, sync_extra="    schedule: 1s\n")
+    seed(tmp_path)
+    daemons = [
+        subprocess.Popen(
+            [str(CRMHUB), "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        time.sleep(6)
+    finally:
+        for daemon in daemons:
+            daemon.send_signal(signal.SIGTERM)
+        codes = [daemon.wait(timeout=15) for daemon in daemons]
+    assert codes == [0, 0]
+    spans = sorted(
+        (datetime.fromisoformat(started), datetime.fromisoformat(finished))
+        for _, started, finished, _ in runs(tmp_path)
+        if finished is not None
+    )
+    assert len(spans) >= 3
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end - timedelta(milliseconds=1), "two runs of one sync overlapped"
