@@ -150,7 +150,10 @@ class SyncEngine:
                     raise LeaseHeldError(
                         f"sync {self.spec.name!r} is already running in another process"
                     )
-                report.run_id = store.start_run(conn, self.spec.name, now)
+                # The run starts once the lease is ours: on PostgreSQL, taking it may have
+                # waited for another process to commit the release of its own.
+                report.started_at = self.clock()
+                report.run_id = store.start_run(conn, self.spec.name, report.started_at)
         status = "failed"
         try:
             status = "succeeded"

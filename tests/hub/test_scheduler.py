@@ -9,13 +9,18 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from hub.config import Schedule
 from hub.scheduler import StandardCron
+from hub.tables import runs as runs_table
+from tests.conftest import _POSTGRES_SKIP, POSTGRES_URL
 from tests.hub.test_cli import cli, seed, write_config
 
 pytestmark = pytest.mark.slow
@@ -91,8 +96,33 @@ def test_the_daemon_runs_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path
     assert job_id == "main"
 
 
-def test_two_daemons_on_one_database_never_run_a_sync_at_once(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new state database's URL: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state.db"
+        return
+    if _POSTGRES_SKIP:
+        pytest.skip(_POSTGRES_SKIP)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.engine.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_two_daemons_on_one_database_never_run_a_sync_at_once(
+    tmp_path: Path, database_url: str
+) -> None:
     config = write_config(tmp_path, sync_extra="    schedule: 1s\n")
+    text = config.read_text(encoding="utf-8").replace("sqlite:///state.db", database_url)
+    config.write_text(text, encoding="utf-8")
     seed(tmp_path)
     daemons = [
         subprocess.Popen(
@@ -109,12 +139,12 @@ def test_two_daemons_on_one_database_never_run_a_sync_at_once(tmp_path: Path) ->
         for daemon in daemons:
             daemon.send_signal(signal.SIGTERM)
         codes = [daemon.wait(timeout=15) for daemon in daemons]
-    assert codes == [0, 0]
-    spans = sorted(
-        (datetime.fromisoformat(started), datetime.fromisoformat(finished))
-        for _, started, finished, _ in runs(tmp_path)
-        if finished is not None
-    )
+    assert codes == [0, 0], [daemon.stderr.read() for daemon in daemons if daemon.stderr]
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(runs_table.c.started_at, runs_table.c.finished_at)).all()
+    engine.dispose()
+    spans = sorted((started, finished) for started, finished in rows if finished is not None)
     assert len(spans) >= 3
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end - timedelta(milliseconds=1), "two runs of one sync overlapped"
