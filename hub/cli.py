@@ -259,13 +259,27 @@ def _n(value: int) -> str:
 
 @app.command()
 def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Each sync's last run, open conflicts and failed records."""
+    """Each sync's last run, next run, open conflicts and failed records."""
     with _errors_to_exit_codes():
         config, db = _load(config_path)
         rows = admin.sync_status(db, list(config.syncs))
+    now = datetime.now(UTC)
     for row in rows:
         schedule = config.syncs[row["sync"]].schedule
         row["schedule"] = str(schedule) if schedule else None
+        # When crmhub run (or run --once) runs it next: due now, or its schedule's next time
+        # after the last run began.
+        last_start = row["last_run"]["started_at"] if row["last_run"] else None
+        upcoming = (
+            schedule.next_after(datetime.fromisoformat(last_start))
+            if schedule and last_start
+            else None
+        )
+        row["next_run"] = (
+            None
+            if schedule is None
+            else (upcoming.isoformat() if upcoming and upcoming > now else now.isoformat())
+        )
     if as_json:
         _print_json(rows)
         return
@@ -279,6 +293,7 @@ def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> Non
                 row["sync"],
                 row["schedule"] or "manual",
                 last["started_at"][:19].replace("T", " ") if last else "never",
+                _next_run(row["next_run"], now),
                 f"{last['seconds']:.1f}s" if last and last["seconds"] is not None else "",
                 last["status"] if last else "",
                 f"{writes:,}" if last else "",
@@ -286,8 +301,25 @@ def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> Non
                 str(row["failed_records"]),
             ]
         )
-    columns = ["sync", "schedule", "last run", "took", "outcome", "writes", "conflicts", "failed"]
+    columns = [
+        "sync",
+        "schedule",
+        "last run",
+        "next run",
+        "took",
+        "outcome",
+        "writes",
+        "conflicts",
+        "failed",
+    ]
     _emit_table(columns, table)
+
+
+def _next_run(when: str | None, now: datetime) -> str:
+    if when is None:
+        return "when asked"
+    moment = datetime.fromisoformat(when)
+    return "due now" if moment <= now else moment.isoformat()[:19].replace("T", " ")
 
 
 # --------------------------------------------------------------------------- log

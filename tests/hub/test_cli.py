@@ -538,11 +538,14 @@ def test_status_json_shows_each_syncs_last_run_and_what_waits(tmp_path: Path):
     [never] = cli_json(config, "status")
     assert never["sync"] == "main"
     assert never["last_run"] is None
+    assert datetime.fromisoformat(never["next_run"]) <= datetime.now(UTC)  # due now
 
     cli(config, "sync")
     [row] = cli_json(config, "status")
 
     assert row["schedule"] == "every 5m"
+    started = datetime.fromisoformat(row["last_run"]["started_at"])
+    assert datetime.fromisoformat(row["next_run"]) == started + timedelta(minutes=5)
     assert row["failed_records"] == 1
     assert row["open_conflicts"] == 0
     last = row["last_run"]
