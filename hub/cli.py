@@ -88,6 +88,16 @@ def _load(config_path: Path | None) -> tuple[Config, Engine]:
     return config, open_database(config.database)
 
 
+def _require_known_syncs(config: Config, names: Sequence[str] | None) -> None:
+    unknown = [name for name in names or [] if name not in config.syncs]
+    if unknown:
+        fail(
+            f"unknown sync {', '.join(map(repr, unknown))} "
+            f"(configured: {', '.join(config.syncs) or 'none'})",
+            EXIT_CONFIG,
+        )
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str) + "\n")
 
@@ -144,13 +154,7 @@ def sync(
     """Run syncs once, now."""
     with _errors_to_exit_codes():
         config, db = _load(config_path)
-        unknown = [name for name in names or [] if name not in config.syncs]
-        if unknown:
-            fail(
-                f"unknown sync {', '.join(map(repr, unknown))} "
-                f"(configured: {', '.join(config.syncs) or 'none'})",
-                EXIT_CONFIG,
-            )
+        _require_known_syncs(config, names)
         with _progress(enabled=not as_json) as progress, _interrupt_message():
             reports = run_sync(
                 db,
@@ -620,13 +624,7 @@ def run_command(
     logging.getLogger("crmhub.scheduler").setLevel(logging.INFO)
     with _errors_to_exit_codes():
         config = load_config(config_path)
-        unknown = [name for name in names or [] if name not in config.syncs]
-        if unknown:
-            fail(
-                f"unknown sync {', '.join(map(repr, unknown))} "
-                f"(configured: {', '.join(config.syncs) or 'none'})",
-                EXIT_CONFIG,
-            )
+        _require_known_syncs(config, names)
         if not once:
             raise typer.Exit(run_daemon(config.source, names))
         reports = run_due_once(config.source, names)

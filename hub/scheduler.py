@@ -140,6 +140,20 @@ def _last_starts(db: Engine) -> dict[str, datetime]:
         return {sync: started for sync, started in rows if started is not None}
 
 
+def _scheduled_syncs(
+    config_path: Path, names: Sequence[str] | None
+) -> tuple[Config, dict[str, Schedule], dict[str, datetime]]:
+    """The config, its scheduled syncs (those named, when names are given) and when each
+    last started."""
+    config = load_config(config_path)
+    scheduled = _scheduled(config, names)
+    db = open_database(config.database)
+    try:
+        return config, scheduled, _last_starts(db)
+    finally:
+        db.dispose()
+
+
 def _due(schedule: Schedule, last_start: datetime | None, now: datetime) -> bool:
     return last_start is None or schedule.next_after(last_start) <= now
 
@@ -148,13 +162,7 @@ def run_due_once(
     config_path: Path, names: Sequence[str] | None = None, *, now: datetime | None = None
 ) -> list[RunReport]:
     """Run every scheduled sync that is due, one after the other; the reports of those run."""
-    config = load_config(config_path)
-    scheduled = _scheduled(config, names)
-    db = open_database(config.database)
-    try:
-        last = _last_starts(db)
-    finally:
-        db.dispose()
+    config, scheduled, last = _scheduled_syncs(config_path, names)
     moment = now or datetime.now(UTC)
     reports: list[RunReport] = []
     for name, schedule in scheduled.items():
@@ -185,13 +193,7 @@ def _stop_on_signals() -> Iterator[None]:
 
 def run_daemon(config_path: Path, names: Sequence[str] | None = None) -> int:
     """Run the scheduled syncs until SIGTERM or Ctrl-C (:data:`STOP`); 0 after a clean stop."""
-    config = load_config(config_path)
-    scheduled = _scheduled(config, names)
-    db = open_database(config.database)
-    try:
-        last = _last_starts(db)
-    finally:
-        db.dispose()
+    config, scheduled, last = _scheduled_syncs(config_path, names)
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=config.database, tablename=JOBS_TABLE)},
         executors={"default": ThreadPoolExecutor(max_workers=len(scheduled))},
