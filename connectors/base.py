@@ -2,7 +2,7 @@
 
 Public entry points: :class:`Connector`, :class:`ConnectorFactory`, :class:`RemoteRecord`,
 :class:`Page`, :class:`WriteResult`, :class:`Capabilities`, :class:`SweepsIds`,
-:func:`validated_settings`.
+:class:`ReportsHeadroom` with :class:`Headroom`, :func:`validated_settings`.
 
 A connector speaks its vendor's API and vendor-shaped field names; it knows nothing of links,
 canonical ids or merge rules. The hub maps vendor fields to the canonical schema with the field
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
@@ -152,6 +152,41 @@ class SweepsIds(Protocol):
 
     def list_ids(self, object_type: str, page_token: str | None) -> tuple[list[str], str | None]:
         """One page of the ids of every live record of ``object_type``."""
+
+
+class Headroom(TypedDict, total=False):
+    """What a vendor last said about one of its rate-limit budgets, in its own figures.
+
+    Every key is optional: a vendor says what it says. ``remaining`` is what is left of the
+    budget and ``used`` what is spent (Bitrix24 reports its operating time spent, not left);
+    ``limit`` is the budget's size; ``unit`` what they count, ``"requests"`` unless said
+    (``"seconds"``: Bitrix24's operating time); ``window`` the span the budget covers as text
+    (``"10s"``, ``"day"``, ``"10min"``); ``resets_at`` when the vendor says it refills,
+    ISO-8601 UTC; ``scope`` what the budget is kept for when that is narrower than the account
+    (Bitrix24 keeps one per REST method).
+    """
+
+    remaining: int | float
+    used: int | float
+    limit: int | float
+    unit: str
+    window: str
+    resets_at: str
+    scope: str
+
+
+@runtime_checkable
+class ReportsHeadroom(Protocol):
+    """A connector whose vendor tells, in its answers, how much of its rate limits is left.
+
+    ``headroom`` returns, per named budget (``"10s"``, ``"daily"``, ``"operating"``), the
+    figures of the latest answer that reported that budget in this connector's life (one run),
+    and nothing for a budget no answer reported. Only what the vendor said: a connector never
+    fills in an estimate of its own, so a vendor that reports nothing is not a ReportsHeadroom.
+    """
+
+    def headroom(self) -> Mapping[str, Headroom]:
+        """The latest figures of each budget the vendor reported, by budget name."""
 
 
 class ConnectorFactory(Protocol):

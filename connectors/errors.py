@@ -1,7 +1,8 @@
 """The error taxonomy every connector raises, and what the hub does about each.
 
 Public entry points: :class:`ConnectorError` and its subclasses, :class:`Action`,
-:class:`Fault`, and :func:`classify`.
+:class:`Fault`, :func:`classify`, and for the message of refused credentials
+:func:`credentials_refused` with :func:`setting_path`.
 
 Each error type carries *what to do* (``action``) and *whose fault it is* (``fault``) as class
 attributes, so the hub decides between retry, dead-letter and stop by looking at the type,
@@ -124,6 +125,24 @@ class ConnectorConfigError(ConnectorError):
     action = Action.FAIL_RUN
     fault = Fault.CONFIG
     exit_code = 2
+
+
+def setting_path(system: str | None, key: str) -> str:
+    """Where a user changes a connector setting: ``systems.<system>.<key>`` in the config file
+    (the key alone when the connector was built without a system name)."""
+    return f"systems.{system}.{key}" if system else key
+
+
+def credentials_refused(what: str, vendor_said: str, fix: str) -> AuthError:
+    """The AuthError for credentials a vendor refused, in one shape for every connector.
+
+    ``what`` names the credential (``"the refresh token"``), ``vendor_said`` quotes the vendor's
+    code and words (never the request), and ``fix`` tells the user what to do, naming the
+    settings to change with :func:`setting_path`: "the refresh token was refused (HTTP 400
+    BAD_REFRESH_TOKEN: missing or unknown refresh token): install the app again and set
+    systems.hubspot.refresh_token to its new refresh token".
+    """
+    return AuthError(f"{what} was refused ({vendor_said}): {fix}")
 
 
 def classify(error: BaseException) -> Action:

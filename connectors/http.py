@@ -5,8 +5,9 @@ Public entry points: :class:`HttpClient` (``request``, ``get``, ``post``, ``put`
 :func:`make_session`, :class:`Timeouts`, the :class:`Authenticator` protocol with
 :class:`NoAuth`, :class:`BearerToken`, :class:`HeaderToken`, :class:`BasicAuth` and
 :class:`OAuthRefresher`, the :data:`ResponseClassifier` hook with :func:`default_classifier`
-and :func:`body_excerpt`, the :data:`HeadroomParser` hook with :func:`headroom_from_headers`,
-and :func:`parse_retry_after`, :func:`retry_transient`.
+and :func:`body_excerpt`, the :data:`HeadroomParser` hook with :func:`headroom_from_headers`
+and :class:`HeaderBudget`, :func:`window_text`, and :func:`parse_retry_after`,
+:func:`retry_transient`.
 
 How a request goes (see DESIGN.md, "Bounded by vendor limits"):
 
@@ -20,7 +21,10 @@ How a request goes (see DESIGN.md, "Bounded by vendor limits"):
    5xx or a malformed body only when the request is idempotent. A create that may have happened
    is not sent twice: it surfaces as :class:`TransientError` for the hub to record.
 5. A 401 refreshes the credentials once and repeats the whole request; a second 401 is an
-   :class:`AuthError` telling the user to check the system's credentials.
+   :class:`AuthError` telling the user to check the system's credentials. A static credential
+   cannot be refreshed: its refusal is an :class:`AuthError` with the message the connector gave
+   it, and a refused OAuth refresh is whatever the connector's token endpoint classifier made of
+   it; both should name the settings to change (:func:`connectors.errors.setting_path`).
 
 Secrets never reach a log line or an exception message: logs show the method, the path below
 the base URL and the *names* of query parameters; messages quote the vendor's answer with every
@@ -48,6 +52,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 import requests
+from pydantic import BaseModel, ConfigDict, Field
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from tenacity import (
@@ -60,6 +65,7 @@ from tenacity import (
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 from urllib3.util.retry import Retry
 
+from connectors.base import Headroom
 from connectors.errors import (
     AuthError,
     AuthExpired,
@@ -79,11 +85,13 @@ __all__ = [
     "BasicAuth",
     "BearerToken",
     "ClientStats",
+    "HeaderBudget",
     "HeaderToken",
     "Headroom",
     "HeadroomParser",
     "HttpClient",
     "HttpResponse",
+    "HttpSettings",
     "NoAuth",
     "OAuthRefresher",
     "RequestOptions",
@@ -95,6 +103,7 @@ __all__ = [
     "make_session",
     "parse_retry_after",
     "retry_transient",
+    "window_text",
 ]
 
 log = logging.getLogger("crmhub.http")
@@ -135,6 +144,22 @@ class Timeouts:
 
 
 DEFAULT_TIMEOUTS = Timeouts()
+
+
+class HttpSettings(BaseModel):
+    """Settings every HTTP connector takes, whatever its vendor.
+
+    ``timeout_seconds`` is how long to wait for each read of an answer before the request counts
+    as failed (and is retried when it is safe to): a vendor that hangs must not stall a sync.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_seconds: float = Field(default=DEFAULT_TIMEOUTS.read, gt=0, le=600)
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(read=self.timeout_seconds)
 
 
 def make_session(
@@ -197,16 +222,21 @@ class NoAuth:
 
 
 class BearerToken:
-    """A static ``Authorization: Bearer`` token (HubSpot private app, a personal token)."""
+    """A static ``Authorization: Bearer`` token (HubSpot private app, a personal token).
 
-    def __init__(self, token: str) -> None:
+    A static credential cannot be renewed: when the vendor refuses it, the run stops for this
+    system with ``refused`` as the message, which should say what the user must change.
+    """
+
+    def __init__(self, token: str, *, refused: str = "the token was refused; create a new one"):
         self._token = _require_secret(token, "token")
+        self._refused = refused
 
     def apply(self, headers: MutableMapping[str, str]) -> None:
         headers["Authorization"] = f"Bearer {self._token}"
 
     def refresh(self) -> None:
-        raise AuthError("the token was refused; create a new one")
+        raise AuthError(self._refused)
 
     def __repr__(self) -> str:
         return "BearerToken(<hidden>)"
@@ -215,36 +245,53 @@ class BearerToken:
 class HeaderToken:
     """A static token in any header with any prefix, e.g. ``Authorization: Zoho-oauthtoken``.
 
-    ``prefix=""`` sends the token alone (``X-API-Key: <token>``).
+    ``prefix=""`` sends the token alone (``X-API-Key: <token>``). ``refused`` as for
+    :class:`BearerToken`.
     """
 
-    def __init__(self, header: str, prefix: str, token: str) -> None:
+    def __init__(
+        self,
+        header: str,
+        prefix: str,
+        token: str,
+        *,
+        refused: str = "the token was refused; create a new one",
+    ) -> None:
         self.header = header
         self.prefix = prefix
         self._token = _require_secret(token, "token")
+        self._refused = refused
 
     def apply(self, headers: MutableMapping[str, str]) -> None:
         headers[self.header] = f"{self.prefix} {self._token}" if self.prefix else self._token
 
     def refresh(self) -> None:
-        raise AuthError("the token was refused; create a new one")
+        raise AuthError(self._refused)
 
     def __repr__(self) -> str:
         return f"HeaderToken({self.header!r}, {self.prefix!r}, <hidden>)"
 
 
 class BasicAuth:
-    """HTTP Basic credentials; Insightly sends its API key as the user name, no password."""
+    """HTTP Basic credentials; Insightly sends its API key as the user name, no password.
+    ``refused`` as for :class:`BearerToken`."""
 
-    def __init__(self, username: str, password: str = "") -> None:
+    def __init__(
+        self,
+        username: str,
+        password: str = "",
+        *,
+        refused: str = "the credentials were refused; check the user name and key",
+    ) -> None:
         raw = f"{_require_secret(username, 'user name or API key')}:{password}"
         self._value = "Basic " + base64.b64encode(raw.encode("utf-8")).decode("ascii")
+        self._refused = refused
 
     def apply(self, headers: MutableMapping[str, str]) -> None:
         headers["Authorization"] = self._value
 
     def refresh(self) -> None:
-        raise AuthError("the credentials were refused; check the user name and key")
+        raise AuthError(self._refused)
 
     def __repr__(self) -> str:
         return "BasicAuth(<hidden>)"
@@ -348,8 +395,8 @@ class OAuthRefresher:
 
 
 ResponseClassifier = Callable[[requests.Response], ConnectorError | None]
-Headroom = Mapping[str, int | float | str]
-HeadroomParser = Callable[[requests.Response], Headroom | None]
+HeadroomParser = Callable[[requests.Response], Mapping[str, Headroom]]
+"""Reads the rate-limit budgets one answer reports, by budget name; empty when it reports none."""
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -440,29 +487,56 @@ def default_classifier(response: requests.Response) -> ConnectorError | None:
     return VendorError(f"HTTP {status}: {excerpt}")
 
 
-def headroom_from_headers(
-    *, remaining: str, limit: str | None = None, window_ms: str | None = None
-) -> HeadroomParser:
-    """A headroom parser reading the named rate-limit headers.
+@dataclass(frozen=True, slots=True)
+class HeaderBudget:
+    """Where an answer's headers give the figures of one rate-limit budget.
 
-    HubSpot: ``headroom_from_headers(remaining="X-HubSpot-RateLimit-Remaining",
-    limit="X-HubSpot-RateLimit-Max", window_ms="X-HubSpot-RateLimit-Interval-Milliseconds")``.
-    Insightly: ``remaining="X-RateLimit-Remaining", limit="X-RateLimit-Limit"``. Returns
-    ``None`` when the answer carries no usable ``remaining`` header (HubSpot search does not).
+    ``remaining`` and ``limit`` name headers holding whole numbers; ``window_ms`` a header with
+    the window's length in milliseconds, or ``window`` the window's name when no header gives it.
     """
 
-    def parse(response: requests.Response) -> Headroom | None:
-        left = _int_header(response, remaining)
-        if left is None:
-            return None
-        headroom: dict[str, int | float | str] = {"remaining": left}
-        if limit is not None and (most := _int_header(response, limit)) is not None:
-            headroom["limit"] = most
-        if window_ms is not None and (ms := _int_header(response, window_ms)) is not None:
-            headroom["window"] = f"{ms / 1000:g}s"
-        return headroom
+    remaining: str
+    limit: str | None = None
+    window_ms: str | None = None
+    window: str | None = None
+
+
+def headroom_from_headers(budgets: Mapping[str, HeaderBudget]) -> HeadroomParser:
+    """A headroom parser reading each named budget from the answer's headers.
+
+    HubSpot: ``{"10s": HeaderBudget("X-HubSpot-RateLimit-Remaining", "X-HubSpot-RateLimit-Max",
+    window_ms="X-HubSpot-RateLimit-Interval-Milliseconds"), "daily": ...}``. A budget whose
+    ``remaining`` header is absent or not a number is left out (HubSpot search answers carry
+    none, nor do its OAuth answers the daily ones).
+    """
+
+    def parse(response: requests.Response) -> dict[str, Headroom]:
+        found: dict[str, Headroom] = {}
+        for name, budget in budgets.items():
+            left = _int_header(response, budget.remaining)
+            if left is None:
+                continue
+            figures = Headroom(remaining=left)
+            most = _int_header(response, budget.limit) if budget.limit else None
+            if most is not None:
+                figures["limit"] = most
+            ms = _int_header(response, budget.window_ms) if budget.window_ms else None
+            if ms is not None and ms > 0:
+                figures["window"] = window_text(ms / 1000)
+            elif budget.window is not None:
+                figures["window"] = budget.window
+            found[name] = figures
+        return found
 
     return parse
+
+
+def window_text(seconds: float) -> str:
+    """A budget's window as people write it: ``10s``, ``10min``, ``1h``."""
+    for size, suffix in ((3600, "h"), (60, "min")):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{suffix}"
+    return f"{seconds:g}s"
 
 
 def _int_header(response: requests.Response, name: str) -> int | None:
@@ -713,7 +787,8 @@ class HttpClient:
         self._backoff = wait_exponential_jitter(multiplier=0.5, max=30.0, jitter=0.5)
         self._stats_lock = threading.Lock()
         self.stats = ClientStats()
-        self.last_headroom: Headroom | None = None
+        # Per budget, the figures of the latest answer that reported it (see HeadroomParser).
+        self.last_headroom: dict[str, Headroom] = {}
 
     def __repr__(self) -> str:
         return f"HttpClient({self.system!r}, {_origin_and_path(self.base_url)!r})"
@@ -990,12 +1065,12 @@ class HttpClient:
         if self.headroom_parser is None:
             return
         try:
-            headroom = self.headroom_parser(response)
+            reported = self.headroom_parser(response)
         except (KeyError, TypeError, ValueError) as exc:
             log.debug("%s: unreadable rate-limit headers (%s)", self.system, type(exc).__name__)
             return
-        if headroom is not None:
-            self.last_headroom = headroom
+        # An answer that reports some budgets leaves the others as last reported.
+        self.last_headroom.update(reported)
 
     def _success(
         self, response: requests.Response, call: _Call, secrets: Sequence[str], elapsed: float

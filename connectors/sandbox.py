@@ -1,10 +1,11 @@
 """What every vendor sandbox shares: the local HTTP server, fault injection and bookkeeping.
 
 Public entry points: :class:`Sandbox` (a vendor API served on loopback: ``start``, ``stop``,
-``serve_forever``, ``inject``, ``calls``), :class:`SandboxOptions`, :class:`VendorApi` (the
-protocol a vendor's emulator implements), :class:`ApiRequest`, :class:`ApiResponse`,
-:class:`Fault`, :class:`RollingWindow`, :class:`TokenIssuer`, :class:`CallLog`,
-:class:`SandboxClock`, :func:`json_response`, :func:`rate_window` and :func:`load_sandbox`.
+``serve_forever``, ``inject``, ``observe``, ``calls``), :class:`SandboxOptions`,
+:class:`VendorApi` (the protocol a vendor's emulator implements), :class:`ApiRequest`,
+:class:`ApiResponse`, :class:`Exchange`, :data:`Observer`, :class:`Fault`, :class:`RollingWindow`,
+:class:`TokenIssuer`, :class:`CallLog`, :class:`SandboxClock`, :func:`json_response`,
+:func:`rate_window` and :func:`load_sandbox`.
 
 A sandbox is a product feature (``crmhub sandbox hubspot``, ``crmhub demo``), and what the
 contract suite and the benchmarks run against: a connector that passes against its sandbox should
@@ -18,8 +19,13 @@ gives them the rest, once:
   for tests: a vendor-shaped 5xx or 429, a connection reset, a stalled answer, an HTML error page
   from a "proxy", a truncated JSON body;
 - a call log (per route and per second) that benchmarks and rate-limit tests read;
-- rolling-window counters and an OAuth token issuer with expiry, which each emulator uses in its
-  vendor's own shapes.
+- observers (:meth:`Sandbox.observe`) that see every exchange at two moments: once the account
+  has acted on a request but before its answer leaves, and once the answer is out. That is where
+  a trace is taken, or where a test stops its client at an exact point: say, after the vendor
+  created a record and before the client learned its id;
+- rolling-window counters and an OAuth token issuer with expiry and revocation, which each
+  emulator uses in its vendor's own shapes; with :meth:`VendorApi.revoke_credentials` a test or
+  a demo revokes an account's credentials mid-run, as a user revoking an app's access would.
 
 Faults are decided before the vendor emulator sees the request, so an injected fault never
 changes the emulated account: like a real 5xx from a load balancer, the request did not happen.
@@ -34,11 +40,12 @@ import math
 import random
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from http import HTTPStatus
@@ -53,7 +60,9 @@ __all__ = [
     "ApiRequest",
     "ApiResponse",
     "CallLog",
+    "Exchange",
     "Fault",
+    "Observer",
     "RollingWindow",
     "Sandbox",
     "SandboxClock",
@@ -101,7 +110,9 @@ class SandboxOptions:
     fifth as many deals). ``seed`` makes the data and the random faults reproducible.
     ``rate_limit``, when set, replaces the vendor's request budget with this many requests per
     second (each emulator spreads it over its vendor's own window). ``token_ttl`` overrides how
-    long the vendor's access tokens live, so tests can watch them expire.
+    long the vendor's access tokens live, so tests can watch them expire. ``faults`` are what
+    ``fault_rate`` draws from, each equally likely; add ``Fault.STALL`` (with a short
+    ``stall_seconds``) to have requests time out too.
     """
 
     records: int = 0
@@ -111,6 +122,7 @@ class SandboxOptions:
     fault_rate: float = 0.0
     stall_seconds: float = 5.0
     token_ttl: float | None = None
+    faults: tuple[Fault, ...] = RANDOM_FAULTS
 
     def __post_init__(self) -> None:
         if self.records < 0:
@@ -121,6 +133,8 @@ class SandboxOptions:
             raise ValueError(f"latency must be 0 ms or more, not {self.latency_ms}")
         if self.rate_limit is not None and self.rate_limit <= 0:
             raise ValueError(f"rate limit must be positive, not {self.rate_limit}")
+        if not self.faults:
+            raise ValueError("faults must name at least one fault for fault_rate to draw")
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,6 +187,28 @@ def json_response(
     return ApiResponse(status, body, dict(headers or {}))
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and the sandbox's answer to it, as an :data:`Observer` sees them.
+
+    ``number`` counts the sandbox's requests from 1, in the order they arrived. ``response`` is
+    None when the connection is dropped without an answer (an injected fault); ``fault`` names
+    the injected fault behind the answer, if any. ``sent`` is False while the answer is still
+    to leave (the emulated account has already acted on the request) and True once it has been
+    written to the connection, or the connection closed.
+    """
+
+    number: int
+    request: ApiRequest
+    response: ApiResponse | None
+    fault: Fault | None
+    sent: bool = False
+
+
+Observer = Callable[[Exchange], None]
+"""Called twice per request (see :meth:`Sandbox.observe`), on the thread serving it."""
+
+
 class VendorApi(Protocol):
     """What a vendor emulator implements; :class:`Sandbox` serves it.
 
@@ -181,9 +217,13 @@ class VendorApi(Protocol):
     :attr:`Fault.SERVER_ERROR` or :attr:`Fault.RATE_LIMIT`. ``connector_settings`` is the
     ``systems`` entry of a crmhub config (credentials included) that reaches this emulator at
     ``base_url``. ``expire_tokens`` makes every access token issued so far expire now.
-    ``seed_records`` fills the account with realistic data. The ``insert``/``modify``/``remove``/
-    ``snapshot`` methods reach the account behind the API's back, with vendor field names, as a
-    user editing in the vendor's UI would; tests and the demo use them.
+    ``revoke_credentials`` does what a user does who revokes crmhub's access in the vendor's UI
+    and then grants it again: every credential issued so far (the refresh token, private-app
+    token, webhook or client secret a config holds, and each access token minted from them) is
+    refused from then on, in the vendor's own error shapes, and ``connector_settings`` hands out
+    new ones. ``seed_records`` fills the account with realistic data. The ``insert``/``modify``/
+    ``remove``/``snapshot`` methods reach the account behind the API's back, with vendor field
+    names, as a user editing in the vendor's UI would; tests and the demo use them.
     """
 
     vendor: ClassVar[str]
@@ -195,6 +235,8 @@ class VendorApi(Protocol):
     def connector_settings(self, base_url: str) -> dict[str, Any]: ...
 
     def expire_tokens(self) -> None: ...
+
+    def revoke_credentials(self) -> None: ...
 
     def seed_records(self, contacts: int, seed: int) -> None: ...
 
@@ -280,13 +322,15 @@ def rate_window(rate: float) -> tuple[int, float]:
 
 
 class TokenIssuer:
-    """OAuth access tokens with a lifetime, as a vendor's token endpoint mints them."""
+    """OAuth access tokens with a lifetime, as a vendor's token endpoint mints them, which can
+    expire early (:meth:`expire_all`) or be revoked (:meth:`revoke_all`)."""
 
     def __init__(self, prefix: str, ttl: float, clock: Callable[[], float] = time.monotonic):
         self.prefix = prefix
         self.ttl = ttl
         self._clock = clock
         self._expiry: dict[str, float] = {}
+        self._revoked: set[str] = set()
         self._lock = threading.Lock()
         self.issued = 0
 
@@ -297,20 +341,35 @@ class TokenIssuer:
             self.issued += 1
         return token
 
+    def minted(self) -> list[str]:
+        """Every access token issued so far, expired ones included (to check none leaked)."""
+        with self._lock:
+            return list(self._expiry)
+
     def check(self, token: str | None) -> str:
-        """``"valid"``, ``"expired"`` or ``"unknown"``."""
+        """``"valid"``, ``"expired"``, ``"revoked"`` or ``"unknown"``."""
         if not token:
             return "unknown"
         with self._lock:
             expires = self._expiry.get(token)
+            revoked = token in self._revoked
         if expires is None:
             return "unknown"
+        if revoked:
+            return "revoked"
         return "valid" if self._clock() < expires else "expired"
 
     def expire_all(self) -> None:
         with self._lock:
             now = self._clock()
             self._expiry = dict.fromkeys(self._expiry, now)
+
+    def revoke_all(self) -> None:
+        """Revoke every token issued so far, as a vendor does with the access tokens of a grant
+        the user revoked: ``check`` answers ``"revoked"`` for them from now on, while tokens
+        issued afterwards (from new credentials) are valid."""
+        with self._lock:
+            self._revoked.update(self._expiry)
 
 
 class CallLog:
@@ -379,6 +438,8 @@ class Sandbox:
     ``start()`` serves from a background thread on a free port (or ``port``) and returns the base
     URL; ``serve_forever()`` serves in the foreground until interrupted. ``inject(fault, times,
     path)`` scripts faults for the next matching requests, before any random ones.
+    ``observe(observer)`` shows every exchange to ``observer`` until the returned function is
+    called.
     """
 
     def __init__(
@@ -396,6 +457,9 @@ class Sandbox:
         self._random_lock = threading.Lock()
         self._scripted: list[tuple[Fault, str]] = []
         self._scripted_lock = threading.Lock()
+        self._observers: tuple[Observer, ...] = ()
+        self._observers_lock = threading.Lock()
+        self._arrived = 0
         self._server = _Server((host, port), _handler_for(self))
         self._thread: threading.Thread | None = None
 
@@ -445,6 +509,31 @@ class Sandbox:
         with self._scripted_lock:
             self._scripted.extend((fault, path) for _ in range(times))
 
+    def observe(self, observer: Observer) -> Callable[[], None]:
+        """Show ``observer`` every request from now on; returns the function that stops it.
+
+        The observer is called twice per request: with ``sent`` False once the answer is
+        decided (the emulated account has acted on the request; nothing has left yet), and with
+        ``sent`` True once the answer is out. It runs on the thread serving the request, so
+        several may run at once, and the client waits while it runs; an observer that raises
+        is logged and changes nothing about the answer.
+        """
+        with self._observers_lock:
+            self._observers = (*self._observers, observer)
+
+        def stop() -> None:
+            with self._observers_lock:
+                self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return stop
+
+    def _notify(self, exchange: Exchange) -> None:
+        for observer in self._observers:
+            try:
+                observer(exchange)
+            except Exception:
+                log.exception("sandbox %s: an observer failed", self.vendor)
+
     def _fault_for(self, request: ApiRequest) -> Fault | None:
         with self._scripted_lock:
             for index, (fault, prefix) in enumerate(self._scripted):
@@ -454,11 +543,15 @@ class Sandbox:
         if self.options.fault_rate > 0:
             with self._random_lock:
                 if self._random.random() < self.options.fault_rate:
-                    return self._random.choice(RANDOM_FAULTS)
+                    return self._random.choice(self.options.faults)
         return None
 
-    def answer(self, request: ApiRequest) -> tuple[ApiResponse | None, Fault | None]:
-        """The response to send (None: drop the connection) and the fault behind it, if any."""
+    def answer(self, request: ApiRequest) -> Exchange:
+        """The exchange for ``request``: the response to send (None: drop the connection) and
+        the fault behind it, if any. Observers have seen it when this returns."""
+        with self._observers_lock:
+            self._arrived += 1
+            number = self._arrived
         if self.options.latency_ms:
             time.sleep(self.options.latency_ms / 1000)
         fault = self._fault_for(request)
@@ -466,7 +559,13 @@ class Sandbox:
         self.calls.record(
             request.method, request.path, response.status if response else None, fault
         )
-        return response, fault
+        exchange = Exchange(number, request, response, fault)
+        self._notify(exchange)
+        return exchange
+
+    def _sent(self, exchange: Exchange) -> None:
+        """The answer has left (or the connection was dropped): tell the observers."""
+        self._notify(replace(exchange, sent=True))
 
     def _answer(
         self, request: ApiRequest, fault: Fault | None
@@ -504,6 +603,14 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up before its answer is out (killed, timed out) is no fault of
+        # the sandbox's: no traceback for it.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("sandbox: a client hung up before its answer was sent")
+            return
+        super().handle_error(request, client_address)
+
 
 def _handler_for(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -525,7 +632,13 @@ def _handler_for(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
                 headers={name.lower(): value for name, value in self.headers.items()},
                 body=body,
             )
-            response, _fault = sandbox.answer(request)
+            exchange = sandbox.answer(request)
+            try:
+                self._write_answer(exchange.response)
+            finally:
+                sandbox._sent(exchange)
+
+        def _write_answer(self, response: ApiResponse | None) -> None:
             if response is None:
                 self.close_connection = True
                 with contextlib.suppress(OSError):

@@ -10,13 +10,16 @@ Progress bars go to stderr and only on a terminal; ``--json`` output is JSON and
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
-import re
+import os
+import signal
+import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -27,11 +30,13 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from sqlalchemy import Engine
 
+from connectors.base import ReportsHeadroom
 from connectors.errors import ConnectorError
-from hub import admin
+from hub import admin, audit
 from hub.config import Config, ConfigError, load_config
 from hub.db import DatabaseError, open_database
 from hub.engine import LeaseHeldError, MassDeleteError
+from hub.logs import LOG_FORMATS, configure_logging, hide_secrets
 from hub.report import RunReport
 from hub.runtime import build_connector, run_sync
 
@@ -44,8 +49,12 @@ app = typer.Typer(
 )
 conflicts_app = typer.Typer(help="Conflicts waiting for a person, and how to settle them.")
 failed_app = typer.Typer(help="Records that could not be synced, in the vendor's own words.")
+audit_app = typer.Typer(help="The audit trail's hash chain: check it, archive old entries.")
+links_app = typer.Typer(help="How records in different systems are linked, and why.")
 app.add_typer(conflicts_app, name="conflicts")
 app.add_typer(failed_app, name="failed")
+app.add_typer(audit_app, name="audit")
+app.add_typer(links_app, name="links")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -75,6 +84,8 @@ def _errors_to_exit_codes() -> Iterator[None]:
         fail(str(exc), EXIT_CONFIG)
     except admin.AdminError as exc:
         fail(str(exc), EXIT_CONFIG)
+    except audit.AuditError as exc:
+        fail(str(exc), exc.exit_code)
     except LeaseHeldError as exc:
         fail(str(exc), EXIT_PARTIAL)
     except MassDeleteError as exc:
@@ -83,8 +94,14 @@ def _errors_to_exit_codes() -> Iterator[None]:
         fail(str(exc), exc.exit_code)
 
 
-def _load(config_path: Path | None) -> tuple[Config, Engine]:
+def _config(config_path: Path | None) -> Config:
     config = load_config(config_path)
+    hide_secrets(config.secrets)
+    return config
+
+
+def _load(config_path: Path | None) -> tuple[Config, Engine]:
+    config = _config(config_path)
     return config, open_database(config.database)
 
 
@@ -122,18 +139,30 @@ def _emit_table(
         sys.stdout.write("\n")
 
 
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 @app.callback()
 def _main(
+    ctx: typer.Context,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning or error.")
-    ] = "warning",
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="debug, info, warning or error (default: warning; info for crmhub run).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", help="text, or json: one JSON object per line on stderr."),
+    ] = "text",
 ) -> None:
-    level = getattr(logging, log_level.upper(), None)
-    if not isinstance(level, int):
-        fail(f"--log-level: {log_level!r} is not one of debug, info, warning, error", 2)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if log_level is not None and log_level.lower() not in _LOG_LEVELS:
+        fail(f"--log-level: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}", EXIT_CONFIG)
+    if log_format not in LOG_FORMATS:
+        fail(f"--log-format: {log_format!r} is not one of {', '.join(LOG_FORMATS)}", EXIT_CONFIG)
+    configure_logging(getattr(logging, (log_level or "warning").upper()), log_format)
+    ctx.obj = {"log_level_given": log_level is not None}
 
 
 # --------------------------------------------------------------------------- sync
@@ -263,27 +292,25 @@ def _n(value: int) -> str:
 
 @app.command()
 def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Each sync's last run, next run, open conflicts and failed records."""
+    """Each sync's last run, next run, open conflicts and failed records, and each system's
+    rate-limit headroom where its vendor reports it."""
     with _errors_to_exit_codes():
         config, db = _load(config_path)
         rows = admin.sync_status(db, list(config.syncs))
+        in_syncs = {name for sync in config.syncs.values() for name in sync.systems}
+        headroom = admin.rate_limit_headroom(db, [s for s in config.systems if s in in_syncs])
     now = datetime.now(UTC)
     for row in rows:
+        row["headroom"] = {system: headroom[system] for system in config.syncs[row["sync"]].systems}
         schedule = config.syncs[row["sync"]].schedule
         row["schedule"] = str(schedule) if schedule else None
         # When crmhub run (or run --once) runs it next: due now, or its schedule's next time
         # after the last run began.
         last_start = row["last_run"]["started_at"] if row["last_run"] else None
-        upcoming = (
-            schedule.next_after(datetime.fromisoformat(last_start))
-            if schedule and last_start
-            else None
+        upcoming = admin.next_run_at(
+            schedule, datetime.fromisoformat(last_start) if last_start else None, now
         )
-        row["next_run"] = (
-            None
-            if schedule is None
-            else (upcoming.isoformat() if upcoming and upcoming > now else now.isoformat())
-        )
+        row["next_run"] = upcoming.isoformat() if upcoming else None
     if as_json:
         _print_json(rows)
         return
@@ -317,6 +344,45 @@ def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> Non
         "failed",
     ]
     _emit_table(columns, table)
+    _emit_table(
+        ["system", "budget", "remaining / limit", "window", "as of"],
+        _headroom_rows(config, headroom),
+        title="rate-limit headroom",
+    )
+
+
+def _headroom_rows(config: Config, headroom: dict[str, dict[str, Any] | None]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for system, seen in headroom.items():
+        if seen is None:
+            factory = config.systems[system].connector_class
+            reports = isinstance(factory, type) and issubclass(factory, ReportsHeadroom)
+            what = "none reported yet" if reports else "not reported by the vendor"
+            rows.append([system, "", what, "", ""])
+            continue
+        as_of = seen["observed_at"][:19].replace("T", " ")
+        for name, figures in seen["budgets"].items():
+            budget = f"{name} ({figures['scope']})" if figures.get("scope") else name
+            window = figures.get("window", "")
+            if figures.get("resets_at"):
+                window += f", frees from {figures['resets_at'][:19].replace('T', ' ')}"
+            rows.append([system, budget, _budget_figures(figures), window, as_of])
+    return rows
+
+
+def _budget_figures(figures: dict[str, Any]) -> str:
+    """``98 / 100``, or for a budget the vendor reports as spent, ``12.3 s used / 480 s``."""
+    unit = " s" if figures.get("unit") == "seconds" else ""
+    limit = f" / {_figure(figures['limit'])}{unit}" if "limit" in figures else ""
+    if "remaining" in figures:
+        return f"{_figure(figures['remaining'])}{unit}{limit}"
+    if "used" in figures:
+        return f"{_figure(figures['used'])}{unit} used{limit}"
+    return ""
+
+
+def _figure(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
 
 
 def _next_run(when: str | None, now: datetime) -> str:
@@ -328,25 +394,14 @@ def _next_run(when: str | None, now: datetime) -> str:
 
 # --------------------------------------------------------------------------- log
 
-_RELATIVE = re.compile(r"^(\d+)([mhdw])$")
-
 
 def _when(text: str | None, option: str) -> datetime | None:
     if text is None:
         return None
-    relative = _RELATIVE.match(text)
-    if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        span = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]
-        return datetime.now(UTC) - timedelta(**{span: amount})
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        fail(
-            f"{option}: {text!r} is neither a date/time (2026-01-31T12:00) nor an age like 2h",
-            EXIT_CONFIG,
-        )
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return admin.parse_moment(text)
+    except ValueError as exc:
+        fail(f"{option}: {exc}", EXIT_CONFIG)
 
 
 @app.command("log")
@@ -360,16 +415,32 @@ def log_command(
         str | None, typer.Option(help="A remote id or canonical id: its whole history.")
     ] = None,
     action: Annotated[
-        str | None, typer.Option(help="create, update, delete, link, unlink, conflict, resolve.")
+        str | None,
+        typer.Option(
+            help="create, update, delete, reject, link, unlink, relink, detach, conflict, "
+            "choose, resolve."
+        ),
     ] = None,
     since: Annotated[str | None, typer.Option(help="From this time, or an age like 2h.")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time, or an age.")] = None,
     run: Annotated[int | None, typer.Option(help="Only this run id.")] = None,
     limit: Annotated[int | None, typer.Option(help="Only the newest N entries.")] = None,
     config_path: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON Lines, one entry a line.")] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="table (default), jsonl (one JSON entry a line) or csv (a header, then one "
+            "entry a row; changes as JSON in one column).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The same as --format jsonl.")] = False,
 ) -> None:
     """The audit log: every write, link, conflict and delete, with before and after."""
+    if output is not None and output not in _LOG_FORMATS:
+        fail(f"--format: {output!r} is not one of {', '.join(_LOG_FORMATS)}", EXIT_CONFIG)
+    if as_json and output not in (None, "jsonl"):
+        fail(f"--json means --format jsonl; it cannot go with --format {output}", EXIT_CONFIG)
     wanted = admin.AuditFilter(
         sync=sync_name,
         system=system,
@@ -384,9 +455,13 @@ def log_command(
     with _errors_to_exit_codes():
         _, db = _load(config_path)
         entries = admin.audit_entries(db, wanted)
-        if as_json:
+        output = "jsonl" if as_json else output or "table"
+        if output == "jsonl":
             for entry in entries:
                 sys.stdout.write(json.dumps(entry, default=str) + "\n")
+            return
+        if output == "csv":
+            _write_csv(entries)
             return
         _emit_table(
             ["time", "run", "system", "object", "remote id", "action", "changes", "why"],
@@ -403,6 +478,39 @@ def log_command(
                 ]
                 for entry in entries
             ),
+        )
+
+
+_LOG_FORMATS = ("table", "jsonl", "csv")
+_AUDIT_COLUMNS = (
+    "id",
+    "at",
+    "run_id",
+    "sync",
+    "system",
+    "object_type",
+    "remote_id",
+    "canonical_id",
+    "action",
+    "changes",
+    "reason",
+    "prev_hash",
+    "hash",
+)
+
+
+def _write_csv(entries: Iterable[dict[str, Any]]) -> None:
+    writer = csv.writer(sys.stdout)
+    writer.writerow(_AUDIT_COLUMNS)
+    for entry in entries:
+        changes = entry.get("changes")
+        writer.writerow(
+            [
+                json.dumps(changes, ensure_ascii=False, default=str)
+                if name == "changes" and changes is not None
+                else entry.get(name)
+                for name in _AUDIT_COLUMNS
+            ]
         )
 
 
@@ -555,6 +663,158 @@ def failed_discard(
     out.print(f"{count} record(s) discarded.")
 
 
+# --------------------------------------------------------------------------- audit
+
+
+@audit_app.command("verify")
+def audit_verify(
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            exists=True,
+            dir_okay=False,
+            help="Check this file written by crmhub audit prune instead of the database.",
+        ),
+    ] = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Walk the audit chain and name every edited, removed or reordered entry: exit 0 when it
+    is intact, 1 when it is not."""
+    with _errors_to_exit_codes():
+        if export is not None:
+            checked = audit.verify_file(export)
+        else:
+            _, db = _load(config_path)
+            checked = audit.verify(db)
+    if as_json:
+        _print_json(checked.as_dict())
+    else:
+        for finding in checked.findings:
+            which = f"entries {finding.id} to {finding.through}" if finding.through else None
+            out.print(
+                f"{which or f'entry {finding.id}'} {finding.problem}: {finding.detail}",
+                markup=False,
+            )
+        out.print(_verdict(checked, export), markup=False)
+    raise typer.Exit(EXIT_OK if checked.ok else EXIT_PARTIAL)
+
+
+def _verdict(checked: audit.Verification, export: Path | None) -> str:
+    what = f"export {export}" if export else "audit chain"
+    if not checked.ok:
+        return f"{what} broken: {len(checked.findings)} problem(s) in {checked.entries:,} entries"
+    span = f" (ids {checked.first_id} to {checked.last_id})" if checked.entries else ""
+    text = f"{what} intact: {checked.entries:,} entries{span}"
+    if export:
+        return f"{text}; it follows {checked.start_hash} and ends at {checked.head_hash}"
+    if checked.anchors:
+        last = checked.anchors[-1]
+        text += (
+            f"; {len(checked.anchors)} prune(s), the last to {last['export']} "
+            f"(entries {last['first_id']} to {last['last_id']})"
+        )
+    return f"{text}; head {checked.head_hash}"
+
+
+@audit_app.command("prune")
+def audit_prune(
+    before: Annotated[
+        str,
+        typer.Option(
+            "--before", help="Archive entries older than this date/time, or an age like 365d."
+        ),
+    ],
+    export: Annotated[
+        Path,
+        typer.Option(
+            "--export",
+            dir_okay=False,
+            help="New JSON Lines file to archive them to, first (required: entries are never "
+            "deleted without a copy).",
+        ),
+    ],
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Archive the oldest entries to a file, then delete them; what remains still verifies."""
+    cutoff = _when(before, "--before")
+    assert cutoff is not None
+    with _errors_to_exit_codes():
+        _, db = _load(config_path)
+        pruned = audit.prune(db, cutoff, export)
+    if as_json:
+        _print_json(pruned.as_dict())
+    elif not pruned.entries:
+        out.print(f"nothing to prune: no entry before {cutoff.isoformat()}", markup=False)
+    else:
+        out.print(
+            f"pruned {pruned.entries:,} entries (ids {pruned.first_id} to {pruned.last_id}) "
+            f"into {export}; the remaining chain follows {pruned.anchor}",
+            markup=False,
+        )
+
+
+# --------------------------------------------------------------------------- links
+
+
+@links_app.command("show")
+def links_show(
+    system: Annotated[str, typer.Argument(help="The system the record is in.")],
+    remote_id: Annotated[str, typer.Argument(help="The record's id in that system.")],
+    object_type: Annotated[
+        str | None, typer.Option("--object", help="companies, contacts or deals.")
+    ] = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The canonical record a system's record is linked to, every record linked to it in the
+    other systems, and the rule and time that linked each."""
+    with _errors_to_exit_codes():
+        config, db = _load(config_path)
+        try:
+            records = admin.record_links(db, system, remote_id, object_type)
+        except admin.NotFoundError as exc:
+            if system not in config.systems:
+                known = ", ".join(config.systems) or "none"
+                raise admin.NotFoundError(f"{exc} (configured systems: {known})") from None
+            raise
+    if as_json:
+        _print_json(records)
+        return
+    for record in records:
+        state = ", deleted" if record["deleted"] else ""
+        _emit_table(
+            ["field", "value"],
+            ([name, _full(value)] for name, value in sorted((record["base"] or {}).items())),
+            title=f"{record['object_type']} {record['canonical_id']} in sync {record['sync']}"
+            f"{state}: the values every system last agreed on",
+        )
+        _emit_table(
+            ["system", "remote id", "rule", "linked at", "run", "audit entry", "state"],
+            (
+                [
+                    link["system"],
+                    link["remote_id"],
+                    link["rule"],
+                    link["linked_at"][:19].replace("T", " "),
+                    str(link["audit"]["run_id"] or "") if link["audit"] else "",
+                    str(link["audit"]["id"]) if link["audit"] else "pruned",
+                    "detached" if link["detached"] else "linked",
+                ]
+                for link in record["links"]
+            ),
+            title="linked records",
+        )
+
+
+def _full(value: Any) -> str:
+    if value is None:
+        return "∅"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
 # --------------------------------------------------------------------------- check
 
 
@@ -608,6 +868,7 @@ def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None
 
 @app.command("run")
 def run_command(
+    ctx: typer.Context,
     names: Annotated[
         list[str] | None, typer.Argument(help="Syncs to run (default: every scheduled one).")
     ] = None,
@@ -620,10 +881,12 @@ def run_command(
     """Run every sync on its schedule until SIGTERM or Ctrl-C (the current page finishes)."""
     from hub.scheduler import run_daemon, run_due_once
 
-    # The daemon says what it runs and when, whatever the global log level.
-    logging.getLogger("crmhub.scheduler").setLevel(logging.INFO)
+    if not once and not (ctx.obj or {}).get("log_level_given"):
+        # A daemon reports every run it starts and how it ended; one-off commands print their
+        # own report and log only what went wrong.
+        logging.getLogger("crmhub").setLevel(logging.INFO)
     with _errors_to_exit_codes():
-        config = load_config(config_path)
+        config = _config(config_path)
         _require_known_syncs(config, names)
         if not once:
             raise typer.Exit(run_daemon(config.source, names))
@@ -636,6 +899,84 @@ def run_command(
         if not reports:
             err.print("crmhub: no sync was due", markup=False)
     raise typer.Exit(max((report.exit_code for report in reports), default=0))
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    port: Annotated[
+        int, typer.Option("--port", help="Port to listen on (0: any free port).")
+    ] = 8080,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; loopback unless you mean otherwise.")
+    ] = "127.0.0.1",
+    hash_password: Annotated[
+        bool,
+        typer.Option(
+            "--hash-password",
+            help="Read a password (asked for, or one line on stdin), print its hash for "
+            "dashboard.admin_password_hash, and exit.",
+        ),
+    ] = False,
+    config_path: ConfigOption = None,
+) -> None:
+    """Serve the admin dashboard, its JSON API under /api/ and Prometheus metrics at /metrics.
+
+    The admin password is $CRMHUB_ADMIN_PASSWORD or the hash under dashboard.admin_password_hash;
+    scripts may call the API with Authorization: Bearer $CRMHUB_API_TOKEN."""
+    from hub.dashboard import auth
+
+    if hash_password:
+        try:
+            sys.stdout.write(auth.hash_password(_new_password()) + "\n")
+        except ValueError as exc:
+            fail(str(exc), EXIT_CONFIG)
+        return
+    import uvicorn
+
+    from hub.dashboard.app import create_app
+
+    with _errors_to_exit_codes():
+        config, db = _load(config_path)
+        credentials = auth.load_credentials(config)
+    hide_secrets(
+        value for value in (os.environ.get(auth.PASSWORD_ENV), credentials.api_token) if value
+    )
+    try:
+        listener = socket.create_server(
+            (host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET
+        )
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_CONFIG)
+    bound = listener.getsockname()[1]
+    where = f"[{host}]" if ":" in host else host
+    err.print(f"crmhub dashboard on http://{where}:{bound}/ ; Ctrl-C stops it.", markup=False)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config, db, credentials),
+            log_config=None,  # our own handlers (configure_logging) take uvicorn's lines
+            server_header=False,
+            proxy_headers=True,  # from a TLS proxy on this machine: https, so Secure cookies
+        )
+    )
+    # uvicorn stops gracefully on SIGINT or SIGTERM, then raises the signal again for the
+    # handler it found: make both a plain stop, exit 0, as for crmhub run.
+    signal.signal(signal.SIGTERM, _interrupt)
+    with suppress(KeyboardInterrupt):
+        server.run(sockets=[listener])
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _new_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Admin password", hide_input=True, confirmation_prompt=True)
+    return password
 
 
 # --------------------------------------------------------------------------- sandbox

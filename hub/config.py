@@ -3,7 +3,8 @@
 Public entry points: :func:`load_config` (find, read and validate a file),
 :func:`parse_config` (validate YAML text), :func:`find_config_path` (``--config``, then
 ``CRMHUB_CONFIG``, then ``./crmhub.yaml``), the frozen models :class:`Config`,
-:class:`SystemConfig`, :class:`SyncConfig`, :class:`ConflictPolicy` and :class:`Schedule`,
+:class:`SystemConfig`, :class:`SyncConfig`, :class:`ConflictPolicy`, :class:`Schedule` and
+:class:`DashboardConfig`,
 :data:`DEFAULT_MATCH`, and :class:`ConfigError` with its :class:`ConfigProblem` entries.
 
 Every mistake in a file becomes one :class:`ConfigError` whose message is a single line naming
@@ -59,6 +60,7 @@ __all__ = [
     "ConfigProblem",
     "ConflictPolicy",
     "ConnectorLoader",
+    "DashboardConfig",
     "Schedule",
     "SyncConfig",
     "SystemConfig",
@@ -87,7 +89,7 @@ DEFAULT_MATCH: Mapping[str, MatchKeys] = types.MappingProxyType(
 
 _ACCESS: tuple[Access, ...] = ("both", "read", "write")
 _DELETES: tuple[DeletePolicy, ...] = ("ignore", "propagate", "unlink")
-_TOP_KEYS = ("database", "phone_region", "systems", "syncs")
+_TOP_KEYS = ("database", "phone_region", "systems", "syncs", "dashboard")
 # Keys of a system that crmhub itself reads; every other key belongs to the connector.
 _SYSTEM_KEYS = ("connector", "base_url", "phone_region", "map")
 _SYNC_KEYS = (
@@ -103,6 +105,11 @@ _SYNC_KEYS = (
     "fields",
 )
 _CONFLICT_KEYS = ("prefer", "owners", "fallback")
+_DASHBOARD_KEYS = ("admin_password_hash",)
+# An Argon2 hash in the PHC string format that argon2-cffi writes and verifies.
+_ARGON2_HASH = re.compile(
+    r"\$argon2(?:id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}"
+)
 _SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "credential")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -345,6 +352,17 @@ class SyncConfig(_Frozen):
         return tuple(name for name, access in self.systems.items() if access != "read")
 
 
+class DashboardConfig(_Frozen):
+    """Settings of ``crmhub serve``.
+
+    ``admin_password_hash`` is an Argon2 hash of the admin's password (``crmhub serve
+    --hash-password`` prints one); without it the password comes from the environment
+    variable ``CRMHUB_ADMIN_PASSWORD``.
+    """
+
+    admin_password_hash: str | None = Field(default=None, repr=False)
+
+
 class Config(_Frozen):
     """A whole validated config file; ``source`` is its absolute path."""
 
@@ -352,7 +370,11 @@ class Config(_Frozen):
     phone_region: str | None = None
     systems: dict[str, SystemConfig]
     syncs: dict[str, SyncConfig]
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     source: Path
+    # Every credential the file holds or names through the environment, so that log lines can
+    # mask them (hub.logs.hide_secrets).
+    secrets: frozenset[str] = Field(default_factory=frozenset, repr=False, exclude=True)
 
     def redacted_dict(self) -> dict[str, Any]:
         """The config as plain JSON-ready data with every secret replaced by ``"***"``.
@@ -366,6 +388,9 @@ class Config(_Frozen):
             "phone_region": self.phone_region,
             "systems": {name: system.redacted_dict() for name, system in self.systems.items()},
             "syncs": {name: sync.model_dump(mode="json") for name, sync in self.syncs.items()},
+            "dashboard": {
+                "admin_password_hash": "***" if self.dashboard.admin_password_hash else None
+            },
         }
 
 
@@ -538,6 +563,7 @@ class _Parser:
         # Only where credentials live: elsewhere, names like custom.api_key are field names.
         self.remember_secrets(data.get("database"), secret=False)
         self.remember_secrets(data.get("systems"), secret=False)
+        self.remember_secrets(data.get("dashboard"), secret=False)
         # Misplaced or not, a missing variable makes everything after it guesswork.
         self.stop_if_problems()
 
@@ -550,13 +576,16 @@ class _Parser:
         systems = self.systems(raw_systems)
         defined = [str(name) for name in raw_systems] if isinstance(raw_systems, dict) else []
         syncs = self.syncs(data.get("syncs"), defined)
+        dashboard = self.dashboard(data.get("dashboard"))
         self.stop_if_problems()
         return Config(
             database=database,
             phone_region=phone_region,
             systems=systems,
             syncs=syncs,
+            dashboard=dashboard,
             source=Path(os.path.abspath(self.source)),
+            secrets=frozenset(self.secrets),
         )
 
     def load_yaml(self, text: str) -> Any:
@@ -849,6 +878,31 @@ class _Parser:
                 location = tuple(error["loc"])
                 self.problem((*path, *location), _pydantic_message(error, connector))
             return None
+
+    # ------------------------------------------------------------------ dashboard
+
+    def dashboard(self, raw: Any) -> DashboardConfig:
+        path: _KeyPath = ("dashboard",)
+        if raw is None:
+            return DashboardConfig()
+        if not isinstance(raw, dict):
+            self.problem(path, "must be a mapping, e.g. dashboard: {admin_password_hash: ...}")
+            return DashboardConfig()
+        for key in raw:
+            if key not in _DASHBOARD_KEYS:
+                self.problem((*path, str(key)), _unknown_key(str(key), _DASHBOARD_KEYS))
+        password_hash = raw.get("admin_password_hash")
+        if password_hash is None:
+            return DashboardConfig()
+        # Described, never echoed: a password pasted here by mistake must not reach a log.
+        if not isinstance(password_hash, str) or not _ARGON2_HASH.fullmatch(password_hash):
+            self.problem(
+                (*path, "admin_password_hash"),
+                "is not an Argon2 hash like $argon2id$v=19$m=65536,t=3,p=4$...$... "
+                "(crmhub serve --hash-password prints one)",
+            )
+            return DashboardConfig()
+        return DashboardConfig(admin_password_hash=password_hash)
 
     # ------------------------------------------------------------------ syncs
 

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,13 +39,15 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from connectors.base import Connector, RemoteRecord, SweepsIds, WriteResult
+from connectors.base import Connector, RemoteRecord, ReportsHeadroom, SweepsIds, WriteResult
 from connectors.errors import Action, ConnectorError
-from hub import store
+from hub import reasons, store
+from hub.lease_owner import owner_is_gone, process_owner
 from hub.ledger import PageLedger, link_update
+from hub.logs import carry_context, run_context, set_run_id
 from hub.matching import Matcher, Rule, all_keys, record_keys
 from hub.merge import MergeResult, Policy, Version, merge_record
-from hub.planning import Plan, Write, WritePlanner
+from hub.planning import Plan, Unwritable, Write, WritePlanner
 from hub.report import RunReport, SystemFailure
 from hub.spool import Spool, Staged
 from hub.tables import utcnow
@@ -131,7 +131,7 @@ class SyncEngine:
         self.progress = progress
         self.page_size = page_size
         self.spool_dir = spool_dir
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = owner or process_owner()
         self.should_stop = should_stop or (lambda: False)
         self.failed: dict[str, SystemFailure] = {}
         self._dry_run = False
@@ -140,13 +140,23 @@ class SyncEngine:
     # ------------------------------------------------------------------ run
 
     def run(self, *, dry_run: bool = False, allow_mass_delete: bool = False) -> RunReport:
+        with run_context(self.spec.name):
+            report = self._run(dry_run, allow_mass_delete)
+            _log_outcome(report)
+            return report
+
+    def _run(self, dry_run: bool, allow_mass_delete: bool) -> RunReport:
         now = self.clock()
         report = RunReport(self.spec.name, None, dry_run, now)
         self._dry_run = dry_run
         self._lease_renewed = time.monotonic()
         if not dry_run:
             with self.db.begin() as conn:
-                if not store.acquire_lease(conn, self.spec.name, self.owner, now, LEASE_TTL):
+                # A run killed on this machine (SIGKILL) never released its lease: its dead
+                # process does not keep this one waiting for the lease to expire.
+                if not store.acquire_lease(
+                    conn, self.spec.name, self.owner, now, LEASE_TTL, holder_is_gone=owner_is_gone
+                ):
                     raise LeaseHeldError(
                         f"sync {self.spec.name!r} is already running in another process"
                     )
@@ -154,6 +164,10 @@ class SyncEngine:
                 # waited for another process to commit the release of its own.
                 report.started_at = self.clock()
                 report.run_id = store.start_run(conn, self.spec.name, report.started_at)
+            set_run_id(report.run_id)
+        log.info(
+            "run started%s", " (dry run)" if dry_run else "", extra={"systems": list(self.systems)}
+        )
         status = "failed"
         try:
             status = "succeeded"
@@ -198,6 +212,13 @@ class SyncEngine:
             store.finish_run(
                 conn, report.run_id, report.status, counts, error or None, report.finished_at
             )
+            # What each vendor last said of its rate limits, for crmhub status.
+            headroom = {
+                name: runtime.connector.headroom()
+                for name, runtime in self.systems.items()
+                if isinstance(runtime.connector, ReportsHeadroom)
+            }
+            store.save_rate_limits(conn, headroom, report.finished_at)
             store.release_lease(conn, self.spec.name, self.owner)
 
     def keep_lease(self) -> None:
@@ -213,7 +234,12 @@ class SyncEngine:
     def fail_system(self, system: str, error: ConnectorError) -> None:
         if system not in self.failed:
             self.failed[system] = SystemFailure(system, error.message, error.exit_code)
-            log.error("system %s dropped from this run: %s", system, error.message)
+            log.error(
+                "system %s dropped from this run: %s",
+                system,
+                error.message,
+                extra={"system": system, "exit_code": error.exit_code},
+            )
 
     def live(self, system: str) -> bool:
         return system not in self.failed
@@ -360,14 +386,13 @@ class _ObjectPass:
         # The next page is fetched while this one is mapped and staged: the vendor's latency
         # and our CPU overlap. One thread, so the connector is never called concurrently.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{name}") as reader:
-            pending = reader.submit(connector.read_changes, self.object_type, since, None, fields)
+            read_changes = carry_context(connector.read_changes)
+            pending = reader.submit(read_changes, self.object_type, since, None, fields)
             while True:
                 page = pending.result()
                 token = page.next_token
                 if token:
-                    pending = reader.submit(
-                        connector.read_changes, self.object_type, since, token, fields
-                    )
+                    pending = reader.submit(read_changes, self.object_type, since, token, fields)
                 self._stage(runtime, page.records, spool)
                 for record in page.records:
                     if high is None or record.modified_at > high:
@@ -434,6 +459,12 @@ class _ObjectPass:
             len(live),
             self.object_type,
             len(gone),
+            extra={
+                "system": name,
+                "object": self.object_type,
+                "live": len(live),
+                "gone": len(gone),
+            },
         )
         self._stage_deletes(
             name, [RemoteRecord(remote_id, started, {}, deleted=True) for remote_id in gone], spool
@@ -532,7 +563,11 @@ class _ObjectPass:
                 )
             except MappingError as exc:
                 self._dead_letter(
-                    name, "map", str(exc), remote_id=record.id, payload=dict(record.fields)
+                    name,
+                    "map",
+                    reasons.unmappable(name, self.object_type, record.id, exc),
+                    remote_id=record.id,
+                    payload=dict(record.fields),
                 )
                 continue
             mapped.append((record, values))
@@ -559,7 +594,10 @@ class _ObjectPass:
         with self.db.connect() as conn:
             for system, seen in self.deletes_seen.items():
                 linked = store.count_links(conn, self.sync, self.object_type, system)
-                if seen > MASS_DELETE_MINIMUM and seen > linked * self.spec.max_delete_fraction:
+                # A handful of deletes is ordinary, unless it is every record the system had:
+                # then it is a system that suddenly lists nothing (emptied, or the wrong account).
+                significant = seen > MASS_DELETE_MINIMUM or seen >= linked > 1
+                if significant and seen > linked * self.spec.max_delete_fraction:
                     raise MassDeleteError(
                         f"{system} reports {seen} of its {linked} linked {self.object_type} "
                         f"deleted, more than max_delete_fraction="
@@ -709,17 +747,31 @@ class _ObjectPass:
                 conn, self.sync, self.object_type, cids, ("open", "resolved")
             )
         resolutions: dict[str, dict[str, Any]] = defaultdict(dict)
+        # Fields waiting for a person, and the value each system held when the wait began.
+        waiting: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for (cid, name), row in known_conflicts.items():
             if row.status == "resolved":
                 resolutions[cid][name] = row.resolution
+            else:
+                waiting[cid][name] = {
+                    system: candidate.get("value")
+                    for system, candidate in (row.candidates or {}).items()
+                }
         plans = [
             self._plan(
-                cid, staged, bases.get(cid), dict(linked.get(cid, {})), resolutions.get(cid), now
+                cid,
+                staged,
+                bases.get(cid),
+                dict(linked.get(cid, {})),
+                resolutions.get(cid),
+                waiting.get(cid, {}),
+                now,
             )
             for cid, staged in page
         ]
         self._remote_refs = self._canonical_refs_to_remote(plans)
-        writes = self.planner.writes(plans, self._targets(), self._remote_refs)
+        writes, unwritable = self.planner.writes(plans, self._targets(), self._remote_refs)
+        self._dead_letter_unwritable(plans, unwritable)
         if self.dry_run:
             self._report_planned(plans, writes)
             return None
@@ -727,7 +779,7 @@ class _ObjectPass:
         # intents of every vendor write it is about to make. A crash after it leaves intents
         # that the next run honours; a crash before it leaves nothing but cursors to re-read.
         decided = store.PageWrites()
-        self.ledger.decisions(plans, known_conflicts, decided, now)
+        self.ledger.decisions(plans, known_conflicts, decided, now, self.stale)
         intents: list[store.Intent] = [(w.canonical_id, w.system, w.kind) for w in writes]
         intents += self._owed_to_failed(plans)
         with self.db.begin() as conn:
@@ -739,13 +791,39 @@ class _ObjectPass:
                 raise LeaseHeldError(f"sync {self.sync!r}: lost the lease to another process")
         return _Decided(writes, intents, intents_row, now)
 
+    def _dead_letter_unwritable(self, plans: list[Plan], unwritable: list[Unwritable]) -> None:
+        """Records a target's field map cannot write fail alone; the rest of the page goes on."""
+        by_id = {plan.canonical_id: plan for plan in plans}
+        for item in unwritable:
+            plan = by_id[item.canonical_id]
+            elsewhere = {name: link.remote_id for name, link in plan.links.items()}
+            elsewhere.update({name: v.remote_id for name, v in plan.versions.items()})
+            elsewhere.pop(item.system, None)
+            self.report.count(self.object_type, item.system, "failed")
+            self._dead_letter(
+                item.system,
+                "write",
+                reasons.unwritable(
+                    item.system,
+                    self.object_type,
+                    item.remote_id or item.canonical_id,
+                    elsewhere,
+                    item.error,
+                ),
+                canonical_id=item.canonical_id,
+                remote_id=item.remote_id,
+                payload=plan.values,
+            )
+
     def _start_writes(self, decided: _Decided, writer: ThreadPoolExecutor) -> _InFlight:
         """Send the page's vendor writes on the writer thread (none may be in flight)."""
         written = store.PageWrites()
         # A lookup before re-creating an interrupted create calls the vendor: here, while no
         # other call is in flight.
         writes = self._recover_interrupted_creates(decided.writes, written, decided.now)
-        return _InFlight(decided, written, writes, writer.submit(self._send_all, writes))
+        return _InFlight(
+            decided, written, writes, writer.submit(carry_context(self._send_all), writes)
+        )
 
     def _finish(self, in_flight: _InFlight) -> None:
         """Take in the vendors' answers and commit them: the page's second commit."""
@@ -768,6 +846,7 @@ class _ObjectPass:
         base: store.BaseRecord | None,
         links: dict[str, store.Link],
         resolutions: Mapping[str, Any] | None,
+        waiting: Mapping[str, Mapping[str, Any]],
         now: datetime,
     ) -> Plan:
         versions: dict[str, Version] = {}
@@ -799,6 +878,7 @@ class _ObjectPass:
             [],
             rules={item.system: item.rule or "" for item in staged if item.system},
             deleted_in=deleted_in,
+            held_values=_held_by_system(waiting),
         )
         if deleted_in and self.spec.deletes == "propagate":
             plan.deleted = True
@@ -832,9 +912,11 @@ class _ObjectPass:
             linked_times,
             self.spec.policy,
             resolutions,
+            waiting,
         )
         plan.values = result.values
         plan.conflicts = result.conflicts
+        plan.waiting = result.open_fields
         plan.sources = result.sources
         return plan
 
@@ -896,7 +978,18 @@ class _ObjectPass:
             if self.object_type in runtime.connector.capabilities.upsert_keys:
                 remaining.append(write)  # the vendor upserts: creating again is harmless
                 continue
-            found = self._lookup(runtime, write.view)
+            if not self.engine.live(write.system):
+                continue  # dropped from this run: the intent stays for the next one
+            try:
+                found = self._lookup(runtime, write.view)
+            except ConnectorError as exc:
+                # Creating it without knowing could duplicate it: the intent stays, and the
+                # next run looks again. Refused credentials drop the system, as anywhere else.
+                if exc.action is Action.FAIL_RUN:
+                    self.engine.fail_system(write.system, exc)
+                else:
+                    self.report.errors.append(f"{write.system}: {exc.message}")
+                continue
             if found is None:
                 remaining.append(write)
                 continue
@@ -914,9 +1007,14 @@ class _ObjectPass:
                     now,
                 )
             )
-            page.audit.append(
-                self.ledger.audit(
-                    write.system, record.id, write.canonical_id, "link", None, rule, now
+            page.audit.extend(
+                (
+                    self.ledger.interrupted_create(
+                        write.system, record.id, write.canonical_id, values, now
+                    ),
+                    self.ledger.audit(
+                        write.system, record.id, write.canonical_id, "link", None, rule, now
+                    ),
                 )
             )
             page.done.add((write.canonical_id, write.system))
@@ -1022,7 +1120,12 @@ class _ObjectPass:
                     # and the next run looks before it creates again.
                     self.report.errors.append(f"{system}: {exc.message}")
                     log.warning(
-                        "%s %s batch to %s failed: %s", kind, self.object_type, system, exc.message
+                        "%s %s batch to %s failed: %s",
+                        kind,
+                        self.object_type,
+                        system,
+                        exc.message,
+                        extra={"system": system, "object": self.object_type, "records": len(chunk)},
                     )
                     continue
                 self.engine.fail_system(system, exc)
@@ -1054,6 +1157,16 @@ class _ObjectPass:
             )
         return connector.delete(self.object_type, [w.remote_id or "" for w in chunk])
 
+    def _linked_elsewhere(self, canonical_id: str, system: str) -> dict[str, str]:
+        """The record's ids on the other systems, so a dead letter names one a person finds."""
+        with self.db.connect() as conn:
+            linked = store.links_by_canonical(conn, self.sync, self.object_type, [canonical_id])
+        return {
+            name: link.remote_id
+            for name, link in linked.get(canonical_id, {}).items()
+            if name != system
+        }
+
     def _apply_result(
         self, write: Write, result: WriteResult, page: store.PageWrites, now: datetime
     ) -> None:
@@ -1062,14 +1175,27 @@ class _ObjectPass:
         if not result.ok:
             assert result.error is not None
             self.report.count(self.object_type, system, "failed")
+            refusal = reasons.refused(
+                system,
+                self.object_type,
+                write,
+                self._linked_elsewhere(cid, system),
+                result.error,
+                self.systems[system].fieldmap,
+            )
             self._dead_letter(
                 system,
                 "write",
-                f"{write.kind} refused: {result.error.message}",
+                refusal,
                 canonical_id=cid,
                 remote_id=write.remote_id,
                 payload=write.payload,
                 page=page,
+            )
+            page.audit.append(
+                self.ledger.audit(
+                    system, write.remote_id, cid, "reject", write.changes, refusal, now
+                )
             )
             return
         if write.kind == "delete":
@@ -1086,6 +1212,11 @@ class _ObjectPass:
             # (or is detached when the survivor is linked already) when the page commits.
             page.merges.setdefault(system, {}).setdefault(remote_id, []).append(write.remote_id)
             self.report.count(self.object_type, system, "updated")
+            page.audit.append(
+                self.ledger.audit(
+                    system, remote_id, cid, "update", write.changes, write.reason, now
+                )
+            )
             return
         row = self.ledger.link_row(
             cid, system, remote_id, result.modified_at, write.view_hash, "created by crmhub", now
@@ -1154,7 +1285,20 @@ class _ObjectPass:
     ) -> None:
         if stage == "map":
             self.report.count(self.object_type, system, "failed")
-        log.info("%s %s %s: %s", system, self.object_type, remote_id or canonical_id, reason)
+        log.info(
+            "%s %s %s failed at %s: %s",
+            system,
+            self.object_type,
+            remote_id or canonical_id,
+            stage,
+            reason,
+            extra={
+                "system": system,
+                "object": self.object_type,
+                "record": remote_id or canonical_id,
+                "stage": stage,
+            },
+        )
         if self.dry_run:
             self.report.errors.append(f"{system} {self.object_type} {remote_id}: {reason}")
             return
@@ -1176,6 +1320,39 @@ class _ObjectPass:
     def _progress(self, phase: str, system: str, done: int, total: int | None) -> None:
         if self.engine.progress is not None:
             self.engine.progress(f"{self.object_type}:{phase}", system, done, total)
+
+
+def _held_by_system(waiting: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """field -> {system: value} as system -> {field: value}."""
+    held: dict[str, dict[str, Any]] = defaultdict(dict)
+    for name, by_system in waiting.items():
+        for system, value in by_system.items():
+            held[system][name] = value
+    return dict(held)
+
+
+def _log_outcome(report: RunReport) -> None:
+    """The run's one summary event: how it ended, how long it took, and its counts."""
+    seconds = ((report.finished_at or report.started_at) - report.started_at).total_seconds()
+    summary = report.as_dict()
+    log.info(
+        "run %s in %.1f s: %d writes%s",
+        report.status,
+        seconds,
+        report.writes,
+        f"; exit {report.exit_code}" if report.exit_code else "",
+        extra={
+            "status": report.status,
+            "seconds": round(seconds, 3),
+            "writes": report.writes,
+            "exit_code": report.exit_code,
+            "dry_run": report.dry_run,
+            "counts": summary["counts"],
+            "failed_systems": [failure.system for failure in report.failures],
+            "open_conflicts": report.open_conflicts,
+            "failed_records": report.open_dead_letters,
+        },
+    )
 
 
 def _dig(values: Mapping[str, Any], path: str) -> Any:

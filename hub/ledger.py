@@ -19,6 +19,10 @@ from mappings.schema import content_hash
 
 Count = Callable[[str, str, str], None]
 
+# Why a record crmhub created gets its create entry only in the run after: the run that created
+# it was stopped between the vendor's answer and the commit that would have recorded it.
+INTERRUPTED_CREATE = "created by an earlier run that stopped before recording it"
+
 
 class PageLedger:
     """Row builders for one object type of one run."""
@@ -45,8 +49,13 @@ class PageLedger:
         known_conflicts: Mapping[tuple[str, str], store.ConflictRow],
         page: store.PageWrites,
         now: datetime,
+        interrupted: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
-        """What the hub decided for a page, before any vendor write."""
+        """What the hub decided for a page, before any vendor write.
+
+        ``interrupted`` holds the intents earlier runs left, (canonical id, system) → kind: a
+        record linked now where one of them meant to create it is that create's work.
+        """
         for plan in plans:
             cid = plan.canonical_id
             for system in plan.deleted_in:
@@ -90,6 +99,12 @@ class PageLedger:
                     if system in plan.links:  # replaces a detached link
                         page.removed_links.append((cid, system))
                     page.new_links.append(row)
+                    if interrupted and interrupted.get((cid, system)) == "create":
+                        page.audit.append(
+                            self.interrupted_create(
+                                system, version.remote_id, cid, version.values, now
+                            )
+                        )
                     page.audit.append(
                         self.audit(system, version.remote_id, cid, "link", None, row["rule"], now)
                     )
@@ -246,6 +261,14 @@ class PageLedger:
             "changes": dict(changes) if changes else None,
             "reason": reason,
         }
+
+    def interrupted_create(
+        self, system: str, remote_id: str, cid: str, values: Mapping[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        """The create entry an interrupted run never committed, for the record it made, with
+        the values found on the vendor."""
+        changes = {name: [None, value] for name, value in sorted(values.items())}
+        return self.audit(system, remote_id, cid, "create", changes, INTERRUPTED_CREATE, now)
 
     def link_row(
         self,

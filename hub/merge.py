@@ -12,7 +12,7 @@ under the policy. Everything here is pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -60,11 +60,13 @@ class MergeResult:
     # Where each field's new value came from ("sales", "sales+support", "a person"), for the
     # audit log's "why"; fields left at their base have no entry.
     sources: dict[str, str] = field(default_factory=dict)
+    # Fields an earlier run left waiting for a person, and still waiting.
+    waiting: frozenset[str] = frozenset()
 
     @property
     def open_fields(self) -> frozenset[str]:
         """Fields waiting for a person: every system keeps its own value until then."""
-        return frozenset(c.field for c in self.conflicts if c.winner is None)
+        return self.waiting | {c.field for c in self.conflicts if c.winner is None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,7 @@ def merge_record(
     linked: Mapping[str, datetime | None],
     policy: Policy,
     resolutions: Mapping[str, Any] | None = None,
+    waiting: Collection[str] = (),
 ) -> MergeResult:
     """Merge every system's version against the base.
 
@@ -119,26 +122,33 @@ def merge_record(
     does not map is neither blank nor changed there). ``linked`` gives, for each system already
     linked before this run, the modified time of its last seen version: when a fresh system
     brings a value that differs from the base, the base competes for the linked systems.
-    ``resolutions`` are values a person chose for conflicts; they win.
+    ``resolutions`` are values a person chose for conflicts; they win. ``waiting`` names fields
+    whose conflict an earlier run left to a person: they keep their base value, and every system
+    its own, whatever changed since, until the person decides.
     """
+    held = frozenset(waiting) - set(resolutions or ())
     if not resolutions and len(versions) == 1:
         only = versions[0]
         if base is None:
             # A record new to the hub, seen in one system: nothing to merge with.
             return MergeResult(values={k: v for k, v in only.values.items() if not _blank(v)})
         if not only.fresh:
-            return _one_changed_side(base, only, coverage.get(only.system, frozenset()))
+            result = _one_changed_side(base, only, coverage.get(only.system, frozenset()) - held)
+            result.waiting = held
+            return result
     has_base = base is not None
     base_values: Mapping[str, Any] = base or {}
     names: set[str] = set(base_values) | set(resolutions or ())
     for version in versions:
         names.update(coverage.get(version.system, ()))
-    result = MergeResult(values={})
+    result = MergeResult(values={}, waiting=held)
     for name in sorted(names):
         base_value = base_values.get(name)
         if resolutions and name in resolutions:
             value = resolutions[name]
             result.sources[name] = "a person (conflict resolved)"
+        elif name in held:
+            value = base_value
         else:
             value = _merge_field(
                 object_type, name, base_value, has_base, versions, coverage, linked, policy, result

@@ -1,6 +1,7 @@
 """What each system should hold after a run, and the writes that get it there.
 
-Public entry points: :class:`WritePlanner`, :class:`Plan`, :class:`Write`, :data:`RemoteRefs`.
+Public entry points: :class:`WritePlanner`, :class:`Plan`, :class:`Write`, :class:`Unwritable`,
+:data:`RemoteRefs`.
 
 The engine decides a record's values (:mod:`hub.merge`); the planner projects them onto each
 system — only the fields its map carries, references it can resolve, fields it cannot write and
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from hub import store
 from hub.merge import FieldConflict, Version
+from mappings.errors import MappingError
 from mappings.fieldmap import FieldMap
 from mappings.schema import REFERENCE_FIELDS, content_hash
 
@@ -38,6 +40,17 @@ class Write:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Unwritable:
+    """A record a system's field map cannot write (a canonical value it has no vendor value
+    for): no write is planned, and the engine dead-letters it instead of failing the page."""
+
+    canonical_id: str
+    system: str
+    remote_id: str | None
+    error: MappingError
+
+
 @dataclass
 class Plan:
     """The outcome of reconciling one canonical record, before anything is written."""
@@ -50,6 +63,11 @@ class Plan:
     new_links: dict[str, Version]
     conflicts: list[FieldConflict]
     sources: dict[str, str] = field(default_factory=dict)
+    # Fields waiting for a person (this run's conflicts and earlier ones): left as they are.
+    waiting: frozenset[str] = frozenset()
+    # For an earlier run's conflicts: what each system held then (system -> field -> value),
+    # which is what it still holds if it was not read this run.
+    held_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     rules: dict[str, str] = field(default_factory=dict)  # system -> why it was linked
     deleted_in: list[str] = field(default_factory=list)
     deleted: bool = False
@@ -93,15 +111,23 @@ class WritePlanner:
 
     def writes(
         self, plans: Iterable[Plan], targets: Sequence[str], remote_refs: RemoteRefs
-    ) -> list[Write]:
-        """Every write that brings the ``targets`` (systems that write, and are up) in line."""
+    ) -> tuple[list[Write], list[Unwritable]]:
+        """Every write that brings the ``targets`` (systems that write, and are up) in line,
+        and the records a target's field map cannot write, each on its own."""
         writes: list[Write] = []
+        unwritable: list[Unwritable] = []
         for plan in plans:
             for system in targets:
-                write = self.write_for(plan, system, remote_refs)
+                try:
+                    write = self.write_for(plan, system, remote_refs)
+                except MappingError as exc:
+                    link = plan.links.get(system)
+                    remote_id = link.remote_id if link is not None else None
+                    unwritable.append(Unwritable(plan.canonical_id, system, remote_id, exc))
+                    continue
                 if write is not None:
                     writes.append(write)
-        return writes
+        return writes, unwritable
 
     def write_for(self, plan: Plan, system: str, remote_refs: RemoteRefs) -> Write | None:
         """The write ``system`` needs for this record, or None when it already agrees."""
@@ -129,9 +155,7 @@ class WritePlanner:
             current, current_hash, remote_id = version.values, version.hash, version.remote_id
         elif link is not None:
             current_hash, remote_id = link.remote_hash, link.remote_id
-            believed = self.view_of_values(
-                plan.base.values if plan.base else {}, system, remote_refs
-            )
+            believed = self.view_of_values(self._last_seen(plan, system), system, remote_refs)
             current = believed if content_hash(believed) == link.remote_hash else None
         else:
             if not view:
@@ -185,10 +209,10 @@ class WritePlanner:
         view = self.view_of_values(plan.values, system, remote_refs)
         own = plan.versions.get(system)
         own_values: Mapping[str, Any] = (
-            own.values if own is not None else (plan.base.values if plan.base else {})
+            own.values if own is not None else self._last_seen(plan, system)
         )
         # Fields we cannot write there, and fields waiting for a person, stay as they are.
-        held = {c.field for c in plan.conflicts if c.winner is None}
+        held = set(plan.waiting)
         held.update(self.coverage[system] - self.writable[system])
         for name in held & self.coverage[system]:
             if own_values.get(name) is None:
@@ -196,6 +220,14 @@ class WritePlanner:
             else:
                 view[name] = own_values[name]
         return view
+
+    @staticmethod
+    def _last_seen(plan: Plan, system: str) -> Mapping[str, Any]:
+        """What a system not read this run holds: the base, but for fields waiting for a
+        person, the value it held when the wait began."""
+        base = plan.base.values if plan.base else {}
+        held = plan.held_values.get(system)
+        return {**base, **held} if held else base
 
     def view_of_values(
         self,

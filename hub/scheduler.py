@@ -38,6 +38,7 @@ from connectors.errors import ConnectorError
 from hub.config import Config, ConfigError, Schedule, load_config
 from hub.db import DatabaseError, open_database
 from hub.engine import LeaseHeldError, MassDeleteError
+from hub.logs import hide_secrets
 from hub.report import RunReport
 from hub.runtime import run_sync
 from hub.tables import runs
@@ -88,33 +89,26 @@ def _trigger(schedule: Schedule) -> BaseTrigger:
 
 def run_scheduled_sync(config_path: str, name: str) -> RunReport | None:
     """One run of one sync, as the scheduler starts it; failures are logged, never raised
-    (the daemon goes on with its other syncs and the next turn)."""
+    (the daemon goes on with its other syncs and the next turn). The engine logs the run's
+    outcome."""
+    about = {"sync": name}
     try:
         config = load_config(Path(config_path))
+        hide_secrets(config.secrets)
         db = open_database(config.database)
     except (ConfigError, DatabaseError) as exc:
-        log.error("sync %s not run: %s", name, exc)
+        log.error("sync %s not run: %s", name, exc, extra=about)
         return None
     try:
         [report] = run_sync(db, config, [name], should_stop=STOP.is_set)
     except LeaseHeldError:
-        log.info("sync %s is running in another process; this turn is skipped", name)
+        log.info("sync %s is running in another process; this turn is skipped", name, extra=about)
         return None
     except (MassDeleteError, ConnectorError) as exc:
-        log.error("sync %s failed: %s", name, exc)
+        log.error("sync %s failed: %s", name, exc, extra=about)
         return None
     finally:
         db.dispose()
-    took = (report.finished_at or report.started_at) - report.started_at
-    log.info(
-        "sync %s run %s %s in %.1f s: %d writes, exit %d",
-        name,
-        report.run_id,
-        report.status,
-        took.total_seconds(),
-        report.writes,
-        report.exit_code,
-    )
     return report
 
 
@@ -169,7 +163,12 @@ def run_due_once(
         if STOP.is_set():
             break
         if not _due(schedule, last.get(name), moment):
-            log.info("sync %s is not due until %s", name, schedule.next_after(last[name]))
+            log.info(
+                "sync %s is not due until %s",
+                name,
+                schedule.next_after(last[name]),
+                extra={"sync": name},
+            )
             continue
         report = run_scheduled_sync(str(config.source), name)
         if report is not None:
@@ -220,7 +219,13 @@ def run_daemon(config_path: Path, names: Sequence[str] | None = None) -> int:
                 replace_existing=True,
                 next_run_time=first,
             )
-            log.info("sync %s scheduled %s; next run %s", name, schedule, first.isoformat())
+            log.info(
+                "sync %s scheduled %s; next run %s",
+                name,
+                schedule,
+                first.isoformat(),
+                extra={"sync": name, "next_run": first.isoformat()},
+            )
         while not STOP.wait(0.5):
             pass
         # Running syncs see STOP, finish their page and return; then the process exits.

@@ -33,6 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
+from connectors.base import Headroom
+from hub import audit
 from hub.tables import (
     UTCDateTime,
     audit_entries,
@@ -44,6 +46,7 @@ from hub.tables import (
     links,
     match_keys,
     pending_writes,
+    rate_limits,
     runs,
 )
 
@@ -127,7 +130,7 @@ def follow_merges(
     if not lost_links:
         return 0
     survivors = links_by_remote(conn, sync, object_type, system, sorted(merges))
-    touched = 0
+    moves: list[dict[str, Any]] = []
     for survivor, ids in sorted(merges.items()):
         linked = sorted(
             (lost_links[lost] for lost in ids if lost in lost_links and lost != survivor),
@@ -156,22 +159,22 @@ def follow_merges(
             reason = f"{system} merged record {link.remote_id} into {survivor}: " + (
                 "the link follows the surviving record" if moved else "link detached"
             )
-            conn.execute(
-                insert(audit_entries).values(
-                    at=now,
-                    run_id=run_id,
-                    sync=sync,
-                    system=system,
-                    object_type=object_type,
-                    remote_id=survivor if moved else link.remote_id,
-                    canonical_id=link.canonical_id,
-                    action="relink" if moved else "detach",
-                    changes={"remote_id": [link.remote_id, survivor]} if moved else None,
-                    reason=reason,
-                )
+            moves.append(
+                {
+                    "at": now,
+                    "run_id": run_id,
+                    "sync": sync,
+                    "system": system,
+                    "object_type": object_type,
+                    "remote_id": survivor if moved else link.remote_id,
+                    "canonical_id": link.canonical_id,
+                    "action": "relink" if moved else "detach",
+                    "changes": {"remote_id": [link.remote_id, survivor]} if moved else None,
+                    "reason": reason,
+                }
             )
-            touched += 1
-    return touched
+    append_audit(conn, moves)
+    return len(moves)
 
 
 def links_by_canonical(
@@ -340,6 +343,20 @@ def linked_remote_ids(
 
 
 def start_run(conn: Connection, sync: str, now: datetime) -> int:
+    """A new run row for a sync whose lease the caller holds.
+
+    Holding the lease means no earlier run of this sync is still going: a row still marked
+    running belongs to a run that was killed (SIGKILL, a lost machine), and says so from now on.
+    """
+    conn.execute(
+        update(runs)
+        .where(runs.c.sync == sync, runs.c.status == "running")
+        .values(
+            status="killed",
+            finished_at=now,
+            error="the process ended without finishing the run; the next run resumed its work",
+        )
+    )
     result = conn.execute(
         insert(runs).values(sync=sync, started_at=now, status="running", dry_run=False)
     )
@@ -439,6 +456,7 @@ class ConflictRow:
     status: str
     resolution: Any
     base: Any
+    candidates: Mapping[str, Any]  # system -> {"value": ..., "modified_at": ...}
 
 
 def conflicts_for(
@@ -459,6 +477,7 @@ def conflicts_for(
                 conflicts.c.status,
                 conflicts.c.resolution,
                 conflicts.c.base,
+                conflicts.c.candidates,
             ).where(
                 conflicts.c.sync == sync,
                 conflicts.c.object_type == object_type,
@@ -764,6 +783,12 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     conn.exec_driver_sql(statement, [row_tuple(row) for row in rows])
 
 
+def append_audit(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Append entries to the audit chain in this transaction (which then holds the append
+    lock until it ends: see :func:`hub.audit.seal`)."""
+    bulk_insert(conn, audit_entries, audit.seal(conn, entries))
+
+
 def commit_page(conn: Connection, sync: str, object_type: str, page: PageWrites) -> None:
     bulk_insert(conn, canonical_records, page.new_records)
     if page.changed_records:
@@ -813,7 +838,7 @@ def commit_page(conn: Connection, sync: str, object_type: str, page: PageWrites)
             ),
             page.changed_links,
         )
-    bulk_insert(conn, audit_entries, page.audit)
+    append_audit(conn, page.audit)
     if page.superseded_conflicts:
         conn.execute(
             update(conflicts)
@@ -832,21 +857,68 @@ def commit_page(conn: Connection, sync: str, object_type: str, page: PageWrites)
 
 
 def open_counts(conn: Connection, sync: str) -> tuple[int, int]:
-    """Conflicts waiting for a person and records that failed, for one sync."""
+    """Conflicts waiting for a person and records that failed (still retried, or parked once
+    the retries ran out: either way not synced), for one sync."""
     open_conflicts = conn.execute(
         select(func.count()).where(conflicts.c.sync == sync, conflicts.c.status == "open")
     ).scalar_one()
     open_dead = conn.execute(
-        select(func.count()).where(dead_letters.c.sync == sync, dead_letters.c.status == "open")
+        select(func.count()).where(
+            dead_letters.c.sync == sync, dead_letters.c.status.in_(("open", "parked"))
+        )
     ).scalar_one()
     return int(open_conflicts), int(open_dead)
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+def save_rate_limits(
+    conn: Connection, reported: Mapping[str, Mapping[str, Headroom]], observed_at: datetime
+) -> None:
+    """Store each system's rate-limit figures as its vendor reported them, as of
+    ``observed_at``; a system whose vendor reported nothing keeps what was stored before."""
+    for system, budgets in reported.items():
+        if not budgets:
+            continue
+        values = {
+            "observed_at": observed_at,
+            "figures": {name: dict(figures) for name, figures in budgets.items()},
+        }
+        this_system = rate_limits.c.system == system
+        if conn.execute(update(rate_limits).where(this_system).values(**values)).rowcount:
+            continue
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(rate_limits).values(system=system, **values))
+        except IntegrityError:
+            # A run of another sync on this system stored its figures first; ours are as new.
+            conn.execute(update(rate_limits).where(this_system).values(**values))
+
+
+def stored_rate_limits(
+    conn: Connection, systems: Sequence[str]
+) -> dict[str, tuple[datetime, dict[str, Headroom]]]:
+    """The stored figures of these systems, with when they were observed; a system with none
+    is left out."""
+    rows = conn.execute(select(rate_limits).where(rate_limits.c.system.in_(list(systems))))
+    return {row.system: (row.observed_at, dict(row.figures)) for row in rows}
 
 
 # --------------------------------------------------------------------------- leases
 
 
-def acquire_lease(conn: Connection, sync: str, owner: str, now: datetime, ttl: timedelta) -> bool:
-    """Take the sync's lease unless another owner holds an unexpired one."""
+def acquire_lease(
+    conn: Connection,
+    sync: str,
+    owner: str,
+    now: datetime,
+    ttl: timedelta,
+    *,
+    holder_is_gone: Callable[[str], bool] | None = None,
+) -> bool:
+    """Take the sync's lease unless another owner holds an unexpired one, or one whose holder
+    ``holder_is_gone`` says has died without releasing it."""
     taken = conn.execute(
         update(leases)
         .where(leases.c.sync == sync, or_(leases.c.expires_at < now, leases.c.owner == owner))
@@ -854,6 +926,17 @@ def acquire_lease(conn: Connection, sync: str, owner: str, now: datetime, ttl: t
     )
     if taken.rowcount:
         return True
+    holder = conn.execute(select(leases.c.owner).where(leases.c.sync == sync)).scalar()
+    if holder is not None:
+        if holder_is_gone is None or not holder_is_gone(holder):
+            return False
+        # Only from that very holder: of two runs that saw it die, one takes the lease.
+        taken = conn.execute(
+            update(leases)
+            .where(leases.c.sync == sync, leases.c.owner == holder)
+            .values(owner=owner, acquired_at=now, expires_at=now + ttl)
+        )
+        return bool(taken.rowcount)
     try:
         with conn.begin_nested():
             conn.execute(

@@ -157,9 +157,13 @@ runs = Table(
     Index(None, "sync", "started_at"),
 )
 
+HASH = String(64)
+
 audit_entries = Table(
     "audit_entries",
     metadata,
+    # Append-only and hash-chained (hub.audit): ids are given by hub.audit.seal, one after
+    # another in the order appended; insert through it (store.append_audit), never directly.
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", UTCDateTime, nullable=False),
     Column("run_id", Integer, nullable=True),
@@ -171,10 +175,39 @@ audit_entries = Table(
     Column("action", String(16), nullable=False),
     Column("changes", JSON, nullable=True),
     Column("reason", Text, nullable=True),
+    # SHA-256 of the entry before this one, and of this entry's content with prev_hash.
+    Column("prev_hash", HASH, nullable=False),
+    Column("hash", HASH, nullable=False),
     Index(None, "sync", "at"),
     Index(None, "canonical_id"),
     Index(None, "system", "remote_id"),
     Index(None, "run_id"),
+)
+
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    # One row: the newest audit entry's id and hash. Appends move it under a lock; a walk of
+    # the chain that ends before it found the newest entries removed.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", Integer, nullable=False),
+    Column("last_hash", HASH, nullable=False),
+)
+
+audit_anchors = Table(
+    "audit_anchors",
+    metadata,
+    # One row per crmhub audit prune: the entries it archived and deleted, and last_hash, the
+    # hash the oldest remaining entry follows.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pruned_at", UTCDateTime, nullable=False),
+    Column("before", UTCDateTime, nullable=False),
+    Column("first_id", Integer, nullable=False),
+    Column("last_id", Integer, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("first_prev_hash", HASH, nullable=False),
+    Column("last_hash", HASH, nullable=False),
+    Column("export", Text, nullable=False),
 )
 
 conflicts = Table(
@@ -224,6 +257,18 @@ dead_letters = Table(
     Index(None, "sync", "object_type", "status"),
     Index(None, "sync", "system", "object_type", "remote_id"),
     Index(None, "canonical_id"),
+)
+
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    # Per system, what its vendor last said of its rate limits: one row however many syncs
+    # share the system, replaced by each run that heard from the vendor.
+    Column("system", NAME, primary_key=True),
+    # The end of the run that collected the figures.
+    Column("observed_at", UTCDateTime, nullable=False),
+    # {budget: {remaining, used, limit, unit, window, resets_at, scope}}: connectors.base.Headroom
+    Column("figures", JSON, nullable=False),
 )
 
 leases = Table(

@@ -40,15 +40,25 @@ class NormalizeError(ValueError):
 
     ``str()`` is ``<value> <reason>``, e.g. ``'bob@@x' is not a valid email address: ...``; the
     parts stay apart so :class:`MappingError` can put the field names between them.
+    ``map_key`` is set when the fix is a field-map entry rather than the value (a stage the
+    map does not list): the key path inside a system's ``map:``, such as
+    ``deals.fields.stage.values``.
     """
 
-    def __init__(self, value: object, reason: str) -> None:
+    def __init__(self, value: object, reason: str, *, map_key: str | None = None) -> None:
         self.value = value
         self.reason = one_line(reason)
+        self.map_key = map_key
         super().__init__(f"{show_value(value)} {self.reason}")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.value, self.reason))
+        return (_rebuild_normalize_error, (type(self), self.value, self.reason, self.map_key))
+
+
+def _rebuild_normalize_error(
+    cls: type[NormalizeError], value: object, reason: str, map_key: str | None
+) -> NormalizeError:
+    return cls(value, reason, map_key=map_key)
 
 
 class MappingError(ValueError):
@@ -58,6 +68,7 @@ class MappingError(ValueError):
     with neither name nor email), ``vendor_field`` the vendor's field when known, ``value`` the
     offending input and ``reason`` a predicate such as ``is required``. ``more`` counts further
     problems found in the same record, which the message mentions but does not spell out.
+    ``map_key`` (see :class:`NormalizeError`) names the field-map entry that fixes it.
     """
 
     def __init__(
@@ -69,6 +80,7 @@ class MappingError(ValueError):
         *,
         vendor_field: str | None = None,
         more: int = 0,
+        map_key: str | None = None,
     ) -> None:
         self.object_type = object_type
         self.field = field
@@ -76,6 +88,7 @@ class MappingError(ValueError):
         self.reason = one_line(reason)
         self.vendor_field = vendor_field
         self.more = more
+        self.map_key = map_key
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -103,6 +116,7 @@ class MappingError(ValueError):
             self.reason,
             vendor_field=vendor_field,
             more=self.more,
+            map_key=self.map_key,
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -117,6 +131,7 @@ def _rebuild_mapping_error(state: dict[str, Any]) -> MappingError:
         state["reason"],
         vendor_field=state["vendor_field"],
         more=state["more"],
+        map_key=state["map_key"],
     )
 
 

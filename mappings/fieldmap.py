@@ -32,7 +32,9 @@ that many ids: the first ones are written, and reading back that prefix is no ch
 ``prefer`` (canonical value → the vendor value written back; default
 the first vendor value listed for it) and ``unknown`` (what a vendor value missing from
 ``values`` becomes on read: ``error``, ``keep`` it as is, or ``blank``; on write, a canonical
-value with no vendor value is written as is under ``keep`` and is an error otherwise).
+value with no vendor value is written as is under ``keep`` and is an error otherwise). Such an
+error's ``map_key`` (``deals.fields.stage.values``) is where the value is mapped, inside a
+system's ``map:``; the default maps leave stages at ``error``, so a stage is never guessed at.
 
 Everything is checked when the map is built, and every problem is a one-line
 :class:`~mappings.errors.FieldMapError` naming the source and key path. The map is compiled into
@@ -117,6 +119,11 @@ class FieldSpec:
         object.__setattr__(self, "vendor_path", tuple(self.vendor_field.split(".")))
 
     @property
+    def values_key(self) -> str:
+        """Where a person adds a value to this field's ``values:``, inside a system's ``map:``."""
+        return f"{self.object_type}.fields.{self.canonical}.values"
+
+    @property
     def readable(self) -> bool:
         return self.direction != "write"
 
@@ -142,6 +149,7 @@ class FieldSpec:
             raw,
             f"is not among the vendor values in the field map ({_some(self.listed)}); "
             "add it under values, or set unknown: keep",
+            map_key=self.values_key,
         )
 
     def write(self, value: Any) -> Any:
@@ -156,6 +164,7 @@ class FieldSpec:
                         "has no vendor value in the field map (canonical values it maps: "
                         f"{_some(sorted(map(str, self.prefer)))}); add one under values, "
                         "or set unknown: keep",
+                        map_key=self.values_key,
                     ) from None
                 vendor_value = value
             return self.transform.to_vendor(vendor_value)
@@ -617,12 +626,18 @@ def _read_step(spec: FieldSpec) -> _ReadStep:
 
 
 def _field_error(spec: FieldSpec, value: object, exc: Exception) -> MappingError:
+    map_key: str | None = None
     if isinstance(exc, NormalizeError):
-        shown, reason = exc.value, exc.reason
+        shown, reason, map_key = exc.value, exc.reason, exc.map_key
     else:
         shown, reason = value, f"cannot be converted ({one_reason(exc)})"
     return MappingError(
-        spec.object_type, spec.canonical, shown, reason, vendor_field=spec.vendor_field
+        spec.object_type,
+        spec.canonical,
+        shown,
+        reason,
+        vendor_field=spec.vendor_field,
+        map_key=map_key,
     )
 
 

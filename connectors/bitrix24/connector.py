@@ -1,7 +1,8 @@
 """The Bitrix24 connector (REST ``crm.company.*``, ``crm.contact.*``, ``crm.deal.*``, ``batch``).
 
 Public entry points: :class:`Bitrix24Connector` (also ``list_ids``, the
-:class:`~connectors.base.SweepsIds` protocol), :class:`Bitrix24Settings`,
+:class:`~connectors.base.SweepsIds` protocol, and ``headroom``, the
+:class:`~connectors.base.ReportsHeadroom` one), :class:`Bitrix24Settings`,
 :func:`classify_bitrix24` and :func:`classify_oauth`.
 
 How it talks to Bitrix24 (facts: ``/work/shared/vendors/suitecrm-bitrix24-insightly-apptivo.md``
@@ -11,7 +12,8 @@ section 2; wire formats and how records are shown to the hub: :mod:`connectors.b
   and is scrubbed from every message), or an OAuth application: the configured access token is
   used until the portal answers 401 ``expired_token``, then ``oauth_url`` mints a new one from
   the refresh token (Bitrix24 rotates refresh tokens: the newest is kept in memory). The access
-  token travels as the ``auth`` query parameter, as Bitrix24 wants it.
+  token travels as the ``auth`` query parameter, as Bitrix24 wants it. A refused webhook or
+  refresh (``invalid_grant``, ``invalid_client``) is an AuthError naming the setting to change.
 * Everything goes through ``POST /rest/batch.json`` with at most 50 commands (``c0`` ... keys:
   numeric keys would be turned into a JSON list by the portal's PHP and lose which command
   failed), ``halt: 0`` so one bad record does not stop the others, and each command's result
@@ -23,6 +25,16 @@ section 2; wire formats and how records are shown to the hub: :mod:`connectors.b
   portal) and 429 ``OPERATION_TIME_LIMIT`` are waited out and retried. A batch counts as one
   request, so reads pack 50 list commands (2,500 records) into one request and writes 50
   records.
+* Headroom: the leaky bucket is never reported, but every answer's ``time`` gives the seconds
+  of a method's operating budget spent in the last ten minutes (``operating``) and when some
+  of it frees (``operating_reset_at``). ``headroom`` reports one budget, ``operating``: of
+  every method's latest figures, those of the method nearest its limit, named in ``scope``, so
+  one line tells whether Bitrix24 is about to block a method. Both the batch's own ``time``
+  and each command's ``result_time`` are read: Bitrix24's limits page charges commands to
+  their own methods, while an SDK reports portals charging the batch; reading both is right
+  either way. The limit is not in the answer: it is the 480 s the limits page gives for cloud
+  portals. A portal whose answers carry no ``operating`` (self-hosted, its limiter off)
+  reports nothing.
 * Reads: ``crm.<entity>.list`` ordered by ``DATE_MODIFY`` then ``ID``, ``select`` naming the
   multifields (``PHONE``, ``EMAIL``, ``WEB``) explicitly (a mask never includes them). A page is
   one batch request: the first of a read holds 4 list commands (200 records: most incremental
@@ -63,7 +75,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Final
+from functools import partial
+from typing import Any, ClassVar, Final, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -72,6 +85,7 @@ from requests.auth import AuthBase
 
 from connectors.base import (
     Capabilities,
+    Headroom,
     Page,
     RemoteRecord,
     VendorFields,
@@ -97,9 +111,12 @@ from connectors.errors import (
     RecordRejected,
     TransientError,
     VendorError,
+    credentials_refused,
+    setting_path,
 )
 from connectors.http import (
     HttpClient,
+    HttpSettings,
     NoAuth,
     OAuthRefresher,
     body_excerpt,
@@ -116,6 +133,8 @@ MAX_COMMANDS: Final = 50  # per batch request (ERROR_BATCH_LENGTH_EXCEEDED beyon
 LIST_PAGE: Final = 50  # rows per list command, fixed by Bitrix24
 MAX_BATCH: Final = 50  # records per write call: one command each, one request
 FIRST_COMMANDS: Final = 4  # list commands in the first request of a read (200 records)
+# A method's operating budget on a cloud portal: seconds of execution per ten minutes.
+OPERATING_LIMIT: Final = 480
 # The header the client's authenticator fills; moved into Bitrix24's ``auth`` parameter just
 # before sending (its name says "auth", so the HTTP layer scrubs its value from messages).
 AUTH_HEADER: Final = "X-Bitrix24-Auth"
@@ -139,7 +158,7 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
-class Bitrix24Settings(BaseModel):
+class Bitrix24Settings(HttpSettings):
     """Settings of a ``connector: bitrix24`` system.
 
     Either ``webhook_url`` (an inbound webhook with the ``crm`` scope) or an OAuth application:
@@ -259,19 +278,39 @@ def classify_bitrix24(
     return VendorError(text)
 
 
-def classify_oauth(response: requests.Response) -> ConnectorError | None:
-    """The token server's answer: a refused grant or client is the user's to fix."""
+def classify_oauth(
+    response: requests.Response, *, system: str | None = None
+) -> ConnectorError | None:
+    """The token server's answer: a refused grant or client is the user's to fix, in the
+    settings of ``system`` it names."""
     status = response.status_code
     if status < 300:
         return None
     parsed = _error_body(response)
-    if parsed is not None and (parsed[0] in _OAUTH_REFUSED or status in (400, 401, 403)):
-        return AuthError(
-            f"the token server refused the refresh ({parsed[0]}: {parsed[1]}); check client_id, "
-            "client_secret and refresh_token (Bitrix24 replaces the refresh token at each "
-            "refresh, and it lapses after 180 days unused)"
+    if parsed is None or (parsed[0] not in _OAUTH_REFUSED and status not in (400, 401, 403)):
+        return default_classifier(response)
+    code, description = parsed
+    said = f"HTTP {status} {code or 'error'}: {description or body_excerpt(response, 120)}"
+    client_id, client_secret, refresh_token = (
+        setting_path(system, key) for key in ("client_id", "client_secret", "refresh_token")
+    )
+    if code == "invalid_grant":
+        return credentials_refused(
+            "the refresh token",
+            said,
+            "it was revoked (the application reinstalled), lapsed after 180 days unused, or "
+            "was replaced by a newer one (Bitrix24 issues one at each refresh); authorize the "
+            f"application again and set {refresh_token} to the refresh token it gives",
         )
-    return default_classifier(response)
+    if code in ("invalid_client", "wrong_client"):
+        return credentials_refused(
+            "the application's client credentials",
+            said,
+            f"set {client_id} and {client_secret} to the application's",
+        )
+    return credentials_refused(
+        "the token refresh", said, f"check {client_id}, {client_secret} and {refresh_token}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,10 +330,14 @@ class _TokenInQuery(AuthBase):
 class _WebhookAuth(NoAuth):
     """A webhook carries its credential in the URL; a refusal cannot be renewed."""
 
+    def __init__(self, system: str) -> None:
+        self._setting = setting_path(system, "webhook_url")
+
     def refresh(self) -> None:
         raise AuthError(
-            "the portal refused the webhook URL; check that the webhook still exists, is not "
-            "expired and has the crm scope"
+            "the portal refused the webhook URL (the webhook was deleted, expired, or lost its "
+            "crm scope): create an inbound webhook with the crm scope and set "
+            f"{self._setting} to its URL"
         )
 
     def __repr__(self) -> str:
@@ -374,6 +417,37 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 # --------------------------------------------------------------------------------------------
+# Operating time
+
+
+class _Operating(NamedTuple):
+    """One method's operating budget as an answer reported it."""
+
+    used: float
+    resets_at: datetime | None
+
+
+def _operating(time_block: Any) -> _Operating | None:
+    """The operating figures of an answer's ``time`` block; None when it has none."""
+    if not isinstance(time_block, Mapping):
+        return None
+    used = time_block.get("operating")
+    if isinstance(used, bool) or not isinstance(used, int | float):
+        return None
+    reset = time_block.get("operating_reset_at")
+    if isinstance(reset, bool) or not isinstance(reset, int | float):
+        return _Operating(float(used), None)
+    try:
+        return _Operating(float(used), datetime.fromtimestamp(reset, UTC))
+    except (OverflowError, OSError, ValueError):  # a time no calendar holds
+        return _Operating(float(used), None)
+
+
+def _method_of(command: str) -> str:
+    return command.partition("?")[0].lower().removesuffix(".json")
+
+
+# --------------------------------------------------------------------------------------------
 # Page tokens
 
 
@@ -424,23 +498,25 @@ class Bitrix24Connector:
         self.system = system
         settings = validated_settings(Bitrix24Settings, settings, system=system, vendor="Bitrix24")
         self.settings = settings
-        options: dict[str, Any] = {}
-        token_options: dict[str, Any] = {}
+        options: dict[str, Any] = {"timeouts": settings.timeouts}
+        token_options: dict[str, Any] = {"timeouts": settings.timeouts}
         if sleep is not None:
             options["sleep"] = token_options["sleep"] = sleep
         secrets: list[str] = []
         if settings.webhook_url is not None:
             root = settings.webhook_url.get_secret_value().rstrip("/")
             secrets = [root, *[p for p in urlsplit(root).path.split("/") if len(p) >= 6]]
-            auth: Any = _WebhookAuth()
+            auth: Any = _WebhookAuth(system)
             self._token_client: HttpClient | None = None
         else:
             assert settings.base_url is not None  # checked by the settings model
             root = f"{settings.base_url.rstrip('/')}/rest"
+            token_server = urlsplit(settings.oauth_url)
+            # At the origin, so that messages show the token endpoint's path.
             self._token_client = HttpClient(
                 system,
-                settings.oauth_url,
-                classifier=classify_oauth,
+                f"{token_server.scheme}://{token_server.netloc}",
+                classifier=partial(classify_oauth, system=system),
                 max_attempts=3,
                 **token_options,
             )
@@ -485,6 +561,9 @@ class Bitrix24Connector:
             upsert_keys={"contacts": "EMAIL"},
             modified_precision=timedelta(seconds=1),
         )
+        # Per method, its operating budget as the latest answer that reported it said.
+        self._operating: dict[str, _Operating] = {}
+        self._operating_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Bitrix24Connector({self.system!r})"
@@ -517,12 +596,48 @@ class Bitrix24Connector:
             raise VendorError(
                 "Bitrix24 answered a batch without its result envelope", system=self.system
             )
+        self._note_operating(body.get("time"), commands, _as_map(outer.get("result_time")))
         return _Batch(
             _as_map(outer.get("result")),
             _as_map(outer.get("result_error")),
             _as_map(outer.get("result_total")),
             _as_map(outer.get("result_next")),
         )
+
+    def _note_operating(
+        self, batch_time: Any, commands: Mapping[str, str], command_times: Mapping[str, Any]
+    ) -> None:
+        """Keep each method's operating figures from a batch answer (a method several commands
+        ran reports a running sum: the largest is its latest)."""
+        reported: dict[str, _Operating] = {}
+        for method, time_block in [
+            ("batch", batch_time),
+            *((_method_of(command), command_times.get(key)) for key, command in commands.items()),
+        ]:
+            figures = _operating(time_block)
+            if figures is not None and (
+                method not in reported or figures.used > reported[method].used
+            ):
+                reported[method] = figures
+        with self._operating_lock:
+            self._operating.update(reported)
+
+    def headroom(self) -> Mapping[str, Headroom]:
+        """``operating``: the latest figures of the method nearest its operating limit."""
+        with self._operating_lock:
+            if not self._operating:
+                return {}
+            method, figures = max(self._operating.items(), key=lambda item: item[1].used)
+        budget = Headroom(
+            used=figures.used,
+            limit=OPERATING_LIMIT,
+            unit="seconds",
+            window="10min",
+            scope=method,
+        )
+        if figures.resets_at is not None:
+            budget["resets_at"] = figures.resets_at.isoformat()
+        return {"operating": budget}
 
     def _batches(self, commands: Sequence[tuple[str, str]], *, reads: bool) -> _Batch:
         """Commands in as many batch requests as it takes, their outcomes merged."""

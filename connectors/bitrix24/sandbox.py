@@ -1,7 +1,7 @@
 """A local emulator of Bitrix24's REST API (``crm.company/contact/deal.*``, ``batch``, OAuth).
 
 Public entry points: :class:`Bitrix24Api` (the :class:`~connectors.sandbox.VendorApi` served by
-``crmhub sandbox bitrix24``), :data:`PORTAL_OFFSET`.
+``crmhub sandbox bitrix24``), :class:`OperatingTime`, :data:`PORTAL_OFFSET`.
 
 What it models (facts: ``/work/shared/vendors/suitecrm-bitrix24-insightly-apptivo.md`` §2, §6):
 
@@ -9,7 +9,8 @@ What it models (facts: ``/work/shared/vendors/suitecrm-bitrix24-insightly-apptiv
   inbound webhooks ``/rest/<user>/<code>/<method>[.json]``; parameters as JSON, form data or PHP
   query strings, top-level names in any case. ``/oauth/token/`` plays ``oauth.bitrix.info``:
   ``grant_type=refresh_token`` mints an access token (1 h, or ``options.token_ttl``) and a new
-  refresh token (earlier refresh tokens stay usable here).
+  refresh token (earlier refresh tokens stay usable here, until ``revoke_credentials`` revokes
+  them all, the access tokens and the webhook code too).
 * Errors in Bitrix24's envelope ``{"error", "error_description"}``: 401 ``expired_token``,
   ``invalid_token``, ``NO_AUTH_FOUND``; 503 ``QUERY_LIMIT_EXCEEDED``; 404
   ``ERROR_METHOD_NOT_FOUND``; 400 with an empty code for entity errors (``Not found``, ``ID is
@@ -22,6 +23,14 @@ What it models (facts: ``/work/shared/vendors/suitecrm-bitrix24-insightly-apptiv
   ``$result[key][...]`` references to earlier commands, ``halt``, always HTTP 200 with
   ``result``/``result_error``/``result_total``/``result_next``/``result_time`` — and PHP's
   serialization: an empty map is ``[]``, and a map whose keys are ``0..n`` becomes a list.
+* Every answer's ``time`` (and each batch command's in ``result_time``): ``start``, ``finish``,
+  ``duration``, ``processing``, the portal-time ``date_start``/``date_finish``, and the method's
+  operating budget: ``operating``, the seconds this application (or webhook) spent executing
+  the method in the last ten minutes, counted in one-minute buckets, and
+  ``operating_reset_at``, when the oldest of those buckets leaves the window (ten minutes on
+  when there is none). Commands inside a batch count for their own methods, the batch itself
+  for nothing, as Bitrix24's limits page says. The budget is reported, not enforced
+  (:attr:`Bitrix24Api.operating` takes test charges).
 * Lists: 50 rows a page by ``start`` (``-1``: no count), ``next``/``total``; ``order`` on any
   field (without one, rows come in id order); ``filter`` with the ``>=``, ``>``, ``<=``, ``<``,
   ``@``, ``!@``, ``%``, ``=``, ``!`` prefixes; ``select`` where ``*`` never includes the
@@ -77,7 +86,7 @@ from connectors.sandbox import (
 )
 from connectors.timeparse import parse_vendor_datetime
 
-__all__ = ["PORTAL_OFFSET", "Bitrix24Api"]
+__all__ = ["PORTAL_OFFSET", "Bitrix24Api", "OperatingTime"]
 
 PORTAL_OFFSET: Final = timedelta(hours=3)  # the portal's time zone (Moscow, as many are)
 TOKEN_TTL: Final = 3600.0
@@ -85,6 +94,7 @@ DEFAULT_RATE: Final = 2.0
 DEFAULT_BURST: Final = 50
 PAGE: Final = 50
 MAX_COMMANDS: Final = 50
+OPERATING_WINDOW: Final = 600  # seconds: ten one-minute buckets
 _USER_ID: Final = "1"
 _MULTI_KINDS: Final = ("PHONE", "EMAIL", "WEB", "IM")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -209,6 +219,36 @@ class _LeakyBucket:
             return True
 
 
+class OperatingTime:
+    """Bitrix24's per-method operating budget: seconds spent executing a method, per caller (an
+    application or a webhook), summed over the last ten minutes in one-minute buckets."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._spent: dict[tuple[str, str], dict[int, float]] = {}  # → minute → seconds
+        self._lock = threading.Lock()
+
+    def charge(self, caller: str, method: str, seconds: float) -> None:
+        """Count ``seconds`` of ``method``'s execution for ``caller``, now."""
+        with self._lock:
+            buckets = self._spent.setdefault((caller, method), {})
+            minute = int(self._clock() // 60)
+            buckets[minute] = buckets.get(minute, 0.0) + seconds
+
+    def report(self, caller: str, method: str) -> tuple[float, int]:
+        """``(operating, operating_reset_at)``: the seconds counted in the window, and the Unix
+        time the oldest counted bucket leaves it (ten minutes from now when none counts)."""
+        with self._lock:
+            now = self._clock()
+            oldest_kept = int(now // 60) - OPERATING_WINDOW // 60 + 1
+            buckets = self._spent.get((caller, method), {})
+            for minute in [m for m in buckets if m < oldest_kept]:
+                del buckets[minute]
+            if not buckets:
+                return 0.0, int(now) + OPERATING_WINDOW
+            return sum(buckets.values()), min(buckets) * 60 + OPERATING_WINDOW
+
+
 def _php(value: Mapping[str, Any]) -> Any:
     """A map as PHP's json_encode writes an array: ``[]`` when empty, a list for keys 0..n."""
     if not value:
@@ -245,6 +285,7 @@ class Bitrix24Api:
         self.client_id = "local." + secrets.token_hex(7) + "." + secrets.token_hex(4)
         self.client_secret = secrets.token_urlsafe(36)
         self._refresh_tokens = {secrets.token_hex(16)}
+        self._revoked_refresh_tokens: set[str] = set()
         self.refresh_token = next(iter(self._refresh_tokens))
         self.webhook_user = "1"
         self.webhook_code = secrets.token_hex(8)
@@ -255,8 +296,15 @@ class Bitrix24Api:
             self.rate = self.options.rate_limit
             self.burst = min(max(DEFAULT_BURST, round(25 * self.rate)), 10_000)
         self._bucket = _LeakyBucket(self.rate, self.burst)
+        self.operating = OperatingTime()
 
     # ----------------------------------------------------------------- VendorApi: setup
+
+    def refresh_tokens_issued(self) -> list[str]:
+        """Every refresh token this portal has handed out, rotated ones included (Bitrix24
+        issues a new one with each access token), so a test can check none leaked."""
+        with self._lock:
+            return list(self._refresh_tokens)
 
     def connector_settings(self, base_url: str) -> dict[str, Any]:
         return {
@@ -277,6 +325,17 @@ class Bitrix24Api:
 
     def expire_tokens(self) -> None:
         self.tokens.expire_all()
+
+    def revoke_credentials(self) -> None:
+        """The application reinstalled and the webhook made anew: old refresh tokens get 400
+        ``invalid_grant``, old access tokens 401 ``invalid_token``, the old webhook URL 401
+        ``NO_AUTH_FOUND``."""
+        with self._lock:
+            self.tokens.revoke_all()
+            self._revoked_refresh_tokens.update(self._refresh_tokens)
+            self.refresh_token = secrets.token_hex(16)
+            self._refresh_tokens.add(self.refresh_token)
+            self.webhook_code = secrets.token_hex(8)
 
     def fault_response(self, fault: Fault, request: ApiRequest) -> ApiResponse:
         if fault is Fault.RATE_LIMIT:
@@ -541,8 +600,10 @@ class Bitrix24Api:
             if (webhook.group(1), webhook.group(2)) != (self.webhook_user, self.webhook_code):
                 return _error(401, "NO_AUTH_FOUND", "Wrong authorization data")
             method = webhook.group(3)
+            caller = "webhook"
         else:
             method = rest
+            caller = "application"
             refused = self._authenticate(params)
             if refused is not None:
                 return refused
@@ -553,17 +614,19 @@ class Bitrix24Api:
         started = time.time()
         with self._lock:
             if method == "batch":
-                return self._batch(params, started)
+                return self._batch(params, started, caller)
             try:
                 outcome = self._call(method, params)
             except _Refused as refused_call:
                 return _error(refused_call.status, refused_call.code, refused_call.description)
+            finally:
+                self.operating.charge(caller, method, time.time() - started)
         body: dict[str, Any] = {"result": outcome.result}
         if outcome.next is not None:
             body["next"] = outcome.next
         if outcome.total is not None:
             body["total"] = outcome.total
-        body["time"] = self._time(started)
+        body["time"] = self._time(started, caller, method)
         return json_response(200, body)
 
     def _authenticate(self, params: Mapping[str, Any]) -> ApiResponse | None:
@@ -589,7 +652,8 @@ class Bitrix24Api:
         if params.get("grant_type") != "refresh_token":
             return _error(400, "invalid_request", "Unsupported grant_type")
         with self._lock:
-            if params.get("refresh_token") not in self._refresh_tokens:
+            presented = params.get("refresh_token")
+            if presented not in self._refresh_tokens or presented in self._revoked_refresh_tokens:
                 return _error(400, "invalid_grant", "Invalid refresh token")
             fresh = secrets.token_hex(16)
             self._refresh_tokens.add(fresh)
@@ -612,9 +676,10 @@ class Bitrix24Api:
             },
         )
 
-    def _time(self, started: float) -> dict[str, Any]:
+    def _time(self, started: float, caller: str, method: str) -> dict[str, Any]:
         finish = time.time()
         offset = timezone(PORTAL_OFFSET)
+        operating, reset_at = self.operating.report(caller, method)
         return {
             "start": started,
             "finish": finish,
@@ -622,11 +687,11 @@ class Bitrix24Api:
             "processing": finish - started,
             "date_start": datetime.fromtimestamp(int(started), offset).isoformat(),
             "date_finish": datetime.fromtimestamp(int(finish), offset).isoformat(),
-            "operating_reset_at": int(finish) + 600,
-            "operating": 0,
+            "operating_reset_at": reset_at,
+            "operating": operating,
         }
 
-    def _batch(self, params: Mapping[str, Any], started: float) -> ApiResponse:
+    def _batch(self, params: Mapping[str, Any], started: float, caller: str) -> ApiResponse:
         commands = params.get("cmd")
         if not isinstance(commands, Mapping):
             commands = dict(enumerate(commands)) if isinstance(commands, list) else {}
@@ -641,21 +706,26 @@ class Bitrix24Api:
         for raw_key, command in commands.items():
             key = str(raw_key)
             method, _, query = str(command).partition("?")
+            method = method.lower().removesuffix(".json")
+            command_started = time.time()
             try:
-                if method.lower().removesuffix(".json") == "batch":
+                if method == "batch":
                     raise _Refused(
                         405, "ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch"
                     )
                 call_params = _resolve(_lower_top(parse_query(query)), results)
                 call_params.pop("auth", None)
-                outcome = self._call(method.lower().removesuffix(".json"), call_params)
+                outcome = self._call(method, call_params)
             except _Refused as refused:
                 errors[key] = {"error": refused.code, "error_description": refused.description}
                 if halt:
                     break
                 continue
+            finally:
+                if method != "batch":
+                    self.operating.charge(caller, method, time.time() - command_started)
             results[key] = outcome.result
-            times[key] = self._time(time.time())
+            times[key] = self._time(command_started, caller, method)
             if outcome.total is not None:
                 totals[key] = outcome.total
             if outcome.next is not None:
@@ -668,7 +738,8 @@ class Bitrix24Api:
                 "result_next": _php(following),
                 "result_time": _php(times),
             },
-            "time": self._time(started),
+            # A batch spends no budget of its own: its commands count for their methods.
+            "time": self._time(started, caller, "batch"),
         }
         return json_response(200, body)
 

@@ -1,6 +1,7 @@
 """The HubSpot connector: CRM v3 objects for records, v4 associations for references.
 
-Public entry points: :class:`HubSpotConnector` (``vendor = "hubspot"``), :class:`HubSpotSettings`,
+Public entry points: :class:`HubSpotConnector` (``vendor = "hubspot"``; also ``headroom``, the
+:class:`~connectors.base.ReportsHeadroom` protocol), :class:`HubSpotSettings`,
 :data:`ASSOCIATIONS` and :data:`MODIFIED_PROPERTY`.
 
 Reads: a full read lists ``GET /crm/v3/objects/{type}`` (100 a page, ``after`` cursor: an id
@@ -10,15 +11,23 @@ rather than an offset, so a record edited while the read pages is never skipped
 (:mod:`connectors.hubspot.search`), within the search API's own budget of 5 requests a second.
 References are pseudo-fields (contacts ``company_id``; deals ``company_id`` and ``contact_ids``)
 read with one v4 association batch read per page and target type, and written back with v4 batch
-create/archive after the properties. Every read asks for ``hs_merged_object_ids`` so the hub can
-relink merged records (:attr:`RemoteRecord.merged_ids`).
+create/archive after the properties (a plain create carries them inline). Every read asks for
+``hs_merged_object_ids`` so the hub can relink merged records (:attr:`RemoteRecord.merged_ids`).
 
 Writes: batch create/update/upsert of at most 100 records. Contacts with an email are created
 through ``batch/upsert`` keyed on email, so a create retried after a crash finds the record it
 made. A batch HubSpot refuses whole for one bad record (400) is split until the bad record stands
 alone, so the rest is written; a 207 answer is matched back to its inputs by
 ``objectWriteTraceId`` and id. A create that hits an existing contact's email (409 ``CONFLICT``,
-"Existing ID: N") becomes an update of that contact.
+"Existing ID: N") becomes an update of that contact. A plain ``batch/create`` sends each record's
+associations with it, so HubSpot makes both at once: a run killed between the create and a later
+association call would leave a deal without its company, and so without the match key (name
+within company) by which the next run recognises the deal as its own.
+
+Headroom: every answer but search's carries the ten-second budget's ``X-HubSpot-RateLimit-*``
+headers, and answers to a private-app token also the daily budget's (``-Daily``,
+``-Daily-Remaining``; OAuth calls get no daily ones); ``headroom`` hands on the latest of each.
+No header says when a budget refills (the daily one at midnight in the account's time zone).
 """
 
 from __future__ import annotations
@@ -29,12 +38,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from connectors.base import (
     Capabilities,
+    Headroom,
     Page,
     RemoteRecord,
     VendorFields,
@@ -45,14 +57,16 @@ from connectors.errors import (
     ConnectorError,
     RecordRejected,
     VendorError,
+    setting_path,
 )
 from connectors.http import (
     Authenticator,
     BearerToken,
+    HeaderBudget,
     HttpClient,
+    HttpSettings,
     NoAuth,
     OAuthRefresher,
-    Timeouts,
     headroom_from_headers,
 )
 from connectors.hubspot.errors import (
@@ -88,6 +102,18 @@ MODIFIED_PROPERTY: Mapping[str, str] = {
 }
 MERGED = "hs_merged_object_ids"
 BATCH = 100  # HubSpot's batch input limit, and the list endpoint's largest page
+RATE_LIMIT_HEADERS: Mapping[str, HeaderBudget] = {
+    "10s": HeaderBudget(
+        remaining="X-HubSpot-RateLimit-Remaining",
+        limit="X-HubSpot-RateLimit-Max",
+        window_ms="X-HubSpot-RateLimit-Interval-Milliseconds",
+    ),
+    "daily": HeaderBudget(
+        remaining="X-HubSpot-RateLimit-Daily-Remaining",
+        limit="X-HubSpot-RateLimit-Daily",
+        window="day",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +147,13 @@ _DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
 }
 
 
-class HubSpotSettings(BaseModel):
+class HubSpotSettings(HttpSettings):
     """Settings of a ``connector: hubspot`` system.
 
     Either a private-app ``token``, or OAuth: ``client_id``, ``client_secret`` and
     ``refresh_token`` (access tokens are fetched from ``token_url`` and renewed before they
-    expire and on a 401). The rate settings are the client's own budget; the defaults are
+    expire and on a 401; a token HubSpot refuses is an AuthError naming the setting to change).
+    The rate settings are the client's own budget; the defaults are
     HubSpot's lowest tier (Free/Starter private apps: 100 per 10 s, 250,000 a day; search 5 per
     second, kept at 4 so clock jitter never meets HubSpot's counter).
     """
@@ -146,7 +173,6 @@ class HubSpotSettings(BaseModel):
     search_per_second: int = Field(default=4, ge=1, le=100)
     rate_limit_storage: str = "memory://"
     page_size: int = Field(default=BATCH, ge=1, le=BATCH)
-    timeout_seconds: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> HubSpotSettings:
@@ -225,12 +251,8 @@ class HubSpotConnector:
                 key=key,
                 storage_uri=s.rate_limit_storage,
             ),
-            timeouts=Timeouts(read=s.timeout_seconds),
-            headroom_parser=headroom_from_headers(
-                remaining="X-HubSpot-RateLimit-Remaining",
-                limit="X-HubSpot-RateLimit-Max",
-                window_ms="X-HubSpot-RateLimit-Interval-Milliseconds",
-            ),
+            timeouts=s.timeouts,
+            headroom_parser=headroom_from_headers(RATE_LIMIT_HEADERS),
         )
         # Search has its own per-second bucket and is exempt from the ten-second one (HS-OAS
         # x-hubspot-rate-limit-exemptions), so it gets a client of its own on the same session.
@@ -254,7 +276,15 @@ class HubSpotConnector:
     def _authenticator(self, base_url: str) -> Authenticator:
         s = self.settings
         if s.token is not None:
-            return BearerToken(s.token.get_secret_value())
+            return BearerToken(
+                s.token.get_secret_value(),
+                refused=(
+                    "HubSpot refused the private-app token (it was rotated, or the private app "
+                    "deleted): create a new one or copy the app's current token (Settings > "
+                    "Integrations > Private Apps) and set "
+                    f"{setting_path(self.system, 'token')}"
+                ),
+            )
         # The settings validator saw to it that all three are there.
         assert s.client_id is not None
         assert s.client_secret is not None
@@ -262,19 +292,20 @@ class HubSpotConnector:
         client_id = s.client_id
         secret = s.client_secret.get_secret_value()
         refresh = s.refresh_token.get_secret_value()
-        token_url = s.token_url or f"{base_url}/oauth/v1/token"
+        token_url = urlsplit(s.token_url or f"{base_url}/oauth/v1/token")
+        # The client sits at the origin, so its messages show the token endpoint's path.
         oauth = HttpClient(
             self.system,
-            token_url,
+            f"{token_url.scheme}://{token_url.netloc}",
             auth=NoAuth(),
-            classifier=classify_token_response,
+            classifier=partial(classify_token_response, system=self.system),
             secrets=(secret, refresh),
         )
 
         def fetch() -> tuple[str, float]:
             # Refreshing is safe to repeat: HubSpot refresh tokens do not rotate or expire.
             answer = oauth.post(
-                "",
+                token_url.path or "/",
                 data={
                     "grant_type": "refresh_token",
                     "client_id": client_id,
@@ -288,6 +319,10 @@ class HubSpotConnector:
             return str(answer.get("access_token") or ""), float(answer.get("expires_in") or 0)
 
         return OAuthRefresher(fetch)
+
+    def headroom(self) -> Mapping[str, Headroom]:
+        """The ten-second and (private-app tokens only) daily budgets, as last reported."""
+        return dict(self._api.last_headroom)
 
     # ------------------------------------------------------------------------------- reads
 
@@ -336,7 +371,8 @@ class HubSpotConnector:
             stamp = item.get("archivedAt") or item.get("updatedAt")
             if not stamp:
                 continue
-            deleted_at = parse_vendor_datetime(stamp)
+            archived = f"archived {object_type} {item['id']}"
+            deleted_at = _vendor_stamp(stamp, archived, "archive time")
             if since is None or deleted_at >= since:
                 records.append(RemoteRecord(str(item["id"]), deleted_at, {}, deleted=True))
         following = _next_after(body)
@@ -412,13 +448,15 @@ class HubSpotConnector:
         ]
         plain = [i for i in range(len(records)) if i not in set(by_email)]
         conflicts: list[tuple[int, str]] = []
-        # Records HubSpot made just now have no associations to read before writing them.
+        # Records HubSpot made just now have no associations to read before writing them; a
+        # plain create wrote them already.
         fresh: set[int] = set()
+        associated: set[int] = set()
         if by_email:
             self._upsert_contacts(by_email, properties, outcomes, fresh)
         if plain:
-            self._create_plain(object_type, plain, properties, outcomes, conflicts)
-            fresh.update(i for i in plain if outcomes[i] is not None)
+            self._create_plain(object_type, plain, records, properties, outcomes, conflicts)
+            associated.update(i for i in plain if outcomes[i] is not None)
         if conflicts:
             # The contact exists already: the create becomes an update of that contact, linked
             # to it, so a create retried after a lost answer is not a duplicate.
@@ -428,7 +466,9 @@ class HubSpotConnector:
             for (i, _), result in zip(conflicts, changed, strict=True):
                 outcomes[i] = result
         done = [o if o is not None else self._missing() for o in outcomes]
-        return self._write_associations(object_type, records, done, creating=True, fresh=fresh)
+        return self._write_associations(
+            object_type, records, done, creating=True, fresh=fresh, associated=associated
+        )
 
     def update(
         self, object_type: str, changes: Sequence[tuple[str, VendorFields]]
@@ -501,8 +541,7 @@ class HubSpotConnector:
         props: Mapping[str, Any] = item.get("properties") or {}
         record_id = str(item["id"])
         stamp = props.get(MODIFIED_PROPERTY[object_type]) or item.get("updatedAt")
-        if not stamp:
-            raise VendorError(f"HubSpot {object_type} {record_id} came without a modified time")
+        modified_at = _vendor_stamp(stamp, f"{object_type} {record_id}", "modified time")
         merged = props.get(MERGED)
         merged_ids = (
             tuple(m for m in str(merged).split(";") if m.strip() and m != record_id)
@@ -510,7 +549,7 @@ class HubSpotConnector:
             else ()
         )
         values = {f: props.get(f) for f in fields} if fields else dict(props)
-        return RemoteRecord(record_id, parse_vendor_datetime(stamp), values, merged_ids=merged_ids)
+        return RemoteRecord(record_id, modified_at, values, merged_ids=merged_ids)
 
     def _list_page(
         self, object_type: str, after: str | None, fields: Sequence[str], *, archived: bool
@@ -602,12 +641,14 @@ class HubSpotConnector:
         *,
         creating: bool,
         fresh: set[int] | frozenset[int] = frozenset(),
+        associated: set[int] | frozenset[int] = frozenset(),
     ) -> list[WriteResult]:
         """Make each written record's associations what its pseudo-fields say.
 
         Current associations are read first (an upserted contact may have some already; the
         ``fresh`` inputs, made by this very call, have none), then missing ones created with
-        the HUBSPOT_DEFINED type and stale ones archived. A record
+        the HUBSPOT_DEFINED type and stale ones archived; the ``associated`` inputs, created
+        with theirs inline, are left as they are. A record
         whose association write fails is reported as failed: its properties were written, the
         hub retries it, and writing the same values again is harmless.
         """
@@ -615,7 +656,10 @@ class HubSpotConnector:
             targets = {
                 i: _wanted_ids(fields[assoc.name])
                 for i, fields in enumerate(inputs)
-                if assoc.name in fields and outcomes[i].ok and outcomes[i].remote_id
+                if assoc.name in fields
+                and i not in associated
+                and outcomes[i].ok
+                and outcomes[i].remote_id
             }
             if not targets:
                 continue
@@ -659,7 +703,7 @@ class HubSpotConnector:
     ) -> dict[int, str]:
         failures: dict[int, str] = {}
         path = f"/crm/v4/associations/{object_type}/{assoc.to_type}"
-        spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": assoc.type_id}]
+        spec = _hubspot_defined(assoc)
         for start in range(0, len(to_remove), BATCH):
             chunk = to_remove[start : start + BATCH]
             grouped: dict[str, list[str]] = {}
@@ -778,13 +822,20 @@ class HubSpotConnector:
         self,
         object_type: str,
         order: list[int],
+        records: Sequence[VendorFields],
         properties: list[dict[str, str]],
         outcomes: list[WriteResult | None],
         conflicts: list[tuple[int, str]],
     ) -> None:
         # Every input carries a trace id: only then does HubSpot answer 207 instead of failing
         # the whole batch for one record.
-        inputs = [{"properties": properties[i], "objectWriteTraceId": str(i)} for i in order]
+        inputs: list[dict[str, Any]] = []
+        for i in order:
+            item: dict[str, Any] = {"properties": properties[i], "objectWriteTraceId": str(i)}
+            inline = _inline_associations(object_type, records[i])
+            if inline:
+                item["associations"] = inline
+            inputs.append(item)
         answers = self._batch(
             f"/crm/v3/objects/{object_type}/batch/create", inputs, idempotent=False
         )
@@ -807,11 +858,25 @@ class HubSpotConnector:
         if isinstance(answer, RecordRejected):
             answer.system = self.system
             return WriteResult(None, None, answer)
-        stamp = answer.get("updatedAt")
-        return WriteResult(str(answer["id"]), parse_vendor_datetime(stamp) if stamp else None)
+        try:
+            modified_at = parse_vendor_datetime(str(answer["updatedAt"]))
+        except (KeyError, ValueError):
+            # The write happened; without a stamp the hub compares content on the next read.
+            modified_at = None
+        return WriteResult(str(answer["id"]), modified_at)
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+
+def _vendor_stamp(stamp: Any, record: str, what: str) -> datetime:
+    """A record's date-time as HubSpot sent it; garbage there is HubSpot's answer that cannot be
+    used (VendorError naming the record and the value), never a crash of the run."""
+    try:
+        return parse_vendor_datetime(str(stamp))
+    except ValueError:
+        shown = "nothing" if not stamp else repr(str(stamp)[:40])
+        raise VendorError(f"HubSpot {record} came without a readable {what} ({shown})") from None
 
 
 def _results(body: Any) -> list[Mapping[str, Any]]:
@@ -839,6 +904,20 @@ def _wanted_ids(value: Any) -> set[str]:
         return set()
     items: Iterable[Any] = value if isinstance(value, list | tuple | set | frozenset) else [value]
     return {str(item).strip() for item in items if item is not None and str(item).strip()}
+
+
+def _hubspot_defined(assoc: AssociationField) -> list[dict[str, Any]]:
+    return [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": assoc.type_id}]
+
+
+def _inline_associations(object_type: str, fields: VendorFields) -> list[dict[str, Any]]:
+    """A new record's associations, as ``batch/create`` takes them with its properties."""
+    return [
+        {"to": {"id": target}, "types": _hubspot_defined(assoc)}
+        for assoc in ASSOCIATIONS.get(object_type, ())
+        if assoc.name in fields
+        for target in sorted(_wanted_ids(fields[assoc.name]), key=_id_key)
+    ]
 
 
 def _primary_ids(assoc: AssociationField, have: Mapping[str, set[int]]) -> set[str]:

@@ -28,6 +28,8 @@ from connectors.errors import (
     RateLimited,
     RecordRejected,
     VendorError,
+    credentials_refused,
+    setting_path,
 )
 from connectors.http import body_excerpt, default_classifier, parse_retry_after
 
@@ -185,15 +187,42 @@ def classify_response(response: requests.Response) -> ConnectorError | None:
     return default_classifier(response)
 
 
-def classify_token_response(response: requests.Response) -> ConnectorError | None:
-    """The OAuth token endpoint: a refused refresh (400/401/403) is an AuthError."""
+def classify_token_response(
+    response: requests.Response, *, system: str | None = None
+) -> ConnectorError | None:
+    """The OAuth token endpoint: a refused refresh (400/401/403) is an AuthError naming the
+    settings of ``system`` to fix.
+
+    HubSpot names the problem in ``status`` (``BAD_REFRESH_TOKEN``: the refresh token was
+    revoked, or the app uninstalled; ``BAD_CLIENT_ID``: the app's client id or secret).
+    """
     status = response.status_code
     if status < 300:
         return None
-    if status in (400, 401, 403):
-        body = error_body(response)
-        return AuthError(
-            f"HTTP {status}, HubSpot refused the OAuth refresh ({_describe(body, response)}); "
-            "check client_id, client_secret and refresh_token"
+    if status not in (400, 401, 403):
+        return default_classifier(response) or VendorError(f"HTTP {status}")
+    body = error_body(response)
+    code = str(body.get("status") or "")
+    code = code if code and code != "error" else str(body.get("category") or "")
+    message = body.get("message")
+    said = f"HTTP {status} {code}: " if code else f"HTTP {status}: "
+    said += message if isinstance(message, str) and message else body_excerpt(response)
+    client_id, client_secret, refresh_token = (
+        setting_path(system, key) for key in ("client_id", "client_secret", "refresh_token")
+    )
+    if code == "BAD_REFRESH_TOKEN":
+        return credentials_refused(
+            "the OAuth refresh token",
+            said,
+            "it was revoked or the app uninstalled; install the app again and set "
+            f"{refresh_token} to the refresh token it gives",
         )
-    return default_classifier(response) or VendorError(f"HTTP {status}")
+    if "CLIENT" in code:
+        return credentials_refused(
+            "the app's client credentials",
+            said,
+            f"set {client_id} and {client_secret} to the values on the app's Auth page",
+        )
+    return credentials_refused(
+        "the OAuth refresh", said, f"check {client_id}, {client_secret} and {refresh_token}"
+    )

@@ -1,14 +1,17 @@
 """A local emulator of HubSpot's CRM API: the ``crmhub sandbox hubspot`` account.
 
 Public entry points: :class:`HubSpotApi` (the :class:`~connectors.sandbox.VendorApi` served by
-:class:`~connectors.sandbox.Sandbox`), :data:`PROPERTIES` and :data:`DEAL_STAGES`.
+:class:`~connectors.sandbox.Sandbox`), :class:`DailyBudget`, :data:`PROPERTIES` and
+:data:`DEAL_STAGES`.
 
 What it reproduces (facts: shared/vendors/hubspot-zoho.md part A and the PART C checklist):
 
 - auth: ``Authorization: Bearer`` with the private-app token it prints, or OAuth access tokens
   from ``POST /oauth/v1/token`` (``grant_type=refresh_token``, form-encoded, ``expires_in`` 1800
   or ``options.token_ttl``); an expired token gets the real ``EXPIRED_AUTHENTICATION`` 401;
-  ``GET /oauth/v1/access-tokens/{token}`` describes a token;
+  ``GET /oauth/v1/access-tokens/{token}`` describes a token; after ``revoke_credentials`` the
+  old refresh token gets 400 ``BAD_REFRESH_TOKEN`` and the old private-app and access tokens
+  401 ``INVALID_AUTHENTICATION``;
 - objects ``contacts``, ``companies``, ``deals`` (also ``0-1``/``0-2``/``0-3``): list (``limit``
   default 10, max 100, opaque ``after``, ``paging`` absent on the last page, unknown properties
   ignored, ``archived=true`` lists only archived records), get, create, patch, delete (archive),
@@ -19,13 +22,18 @@ What it reproduces (facts: shared/vendors/hubspot-zoho.md part A and the PART C 
 - v4 associations: batch read (numeric ``toObjectId``, ``NO_ASSOCIATIONS_FOUND`` → 207), batch
   create with HUBSPOT_DEFINED type ids (a primary also gets its unlabeled twin, one primary per
   record), batch archive, batch associate/default;
-- validation: unknown or read-only properties and malformed emails fail the whole request (400
-  ``VALIDATION_ERROR``, as the recorded batch-create body does); a duplicate contact email is 409
+- validation: unknown or read-only properties fail the whole request (400 ``VALIDATION_ERROR``,
+  as the recorded batch-create body does); a bad value (``INVALID_EMAIL``, ``INVALID_OPTION``
+  for a stage, ``INVALID_DATE``, text over 65,536 characters) fails a single-object request, an
+  untraced batch create whole, and otherwise only its record: a 207 ``VALIDATION_ERROR`` item
+  naming the input by ``objectWriteTraceId`` (batch create with every input traced, upsert) or
+  id (update, which always allows partial success); a duplicate contact email is 409
   ``CONFLICT`` "Contact already exists. Existing ID: N" — in a batch create a 207 error when every
   input carries ``objectWriteTraceId``, else the whole batch fails; batch update of a missing id
   is a 207 ``OBJECT_NOT_FOUND``; duplicate ids in a batch are a 400;
 - rate limits: a rolling 10-second window (190, or ``10 * options.rate_limit``) and a daily budget
-  (1,000,000) with the ``X-HubSpot-RateLimit-*`` headers (OAuth calls get no Daily ones), 429
+  (1,000,000 calls from midnight to midnight in the account's time zone, UTC here, by the
+  account's clock) with the ``X-HubSpot-RateLimit-*`` headers (OAuth calls get no Daily ones), 429
   bodies with ``policyName``; search has its own 5-per-second bucket with HubSpot's "secondly"
   message. ``Retry-After`` is not sent (HubSpot does not reliably send it) unless
   :attr:`HubSpotApi.send_retry_after` is set;
@@ -39,6 +47,7 @@ from __future__ import annotations
 
 import random
 import re
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -62,7 +71,7 @@ from connectors.sandbox import (
 )
 from connectors.timeparse import parse_vendor_datetime, to_epoch_ms
 
-__all__ = ["DEAL_STAGES", "PROPERTIES", "HubSpotApi"]
+__all__ = ["DEAL_STAGES", "PROPERTIES", "DailyBudget", "HubSpotApi"]
 
 DEFAULT_TTL = 1800.0
 TEN_SECONDS = 10.0
@@ -220,6 +229,15 @@ _UNLABELED_TWIN = {1: 279, 2: 280, 5: 341, 6: 342}
 _PRIMARY = frozenset({1, 5})
 _LABELS = {1: "Primary", 5: "Primary"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# "When the value is added through the CRM, the character limit is 65,536 characters" for text
+# properties (knowledge.hubspot.com/properties/property-field-types-in-hubspot). The code of
+# the refusal is not documented (UNVERIFIED): it is named like HubSpot's other value codes.
+MAX_VALUE_LENGTH = 65_536
+_TOO_LONG = "VALUE_TOO_LONG"
+# Codes about a property name rather than a value refuse the whole request, whatever the batch
+# (as in the recorded invalid-properties answer); value codes refuse one record of a batch
+# that may partly succeed.
+_SCHEMA_CODES = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"})
 _ID_BASE = {"contacts": 101_000_000_000, "companies": 29_000_000_000, "deals": 18_000_000_000}
 
 
@@ -257,23 +275,44 @@ class _Refused(Exception):
         self.response = response
 
 
-def _validation(problems: list[tuple[str, str, str]]) -> _Refused:
-    """400 VALIDATION_ERROR in the shape of the recorded invalid-properties body."""
+_Problem = tuple[str, str, str]  # property name, HubSpot's code, its message
+
+
+def _validation_fields(problems: list[_Problem]) -> dict[str, Any]:
+    """``message``/``category``/``errors`` in the shape of the recorded invalid-properties body."""
     listed = [
         {"isValid": False, "message": message, "error": code, "name": name}
         for name, code, message in problems
     ]
-    return _Refused(
-        _error(
-            400,
-            "Property values were not valid: " + orjson.dumps(listed).decode("utf-8"),
-            "VALIDATION_ERROR",
-            errors=[
-                {"message": message, "code": code, "context": {"propertyName": [name]}}
-                for name, code, message in problems
-            ],
-        )
-    )
+    return {
+        "message": "Property values were not valid: " + orjson.dumps(listed).decode("utf-8"),
+        "category": "VALIDATION_ERROR",
+        "errors": [
+            {"message": message, "code": code, "context": {"propertyName": [name]}}
+            for name, code, message in problems
+        ],
+    }
+
+
+def _validation(problems: list[_Problem]) -> _Refused:
+    """The whole request refused: 400 VALIDATION_ERROR."""
+    fields = _validation_fields(problems)
+    return _Refused(_error(400, fields.pop("message"), fields.pop("category"), **fields))
+
+
+def _validation_item(problems: list[_Problem], context: Mapping[str, list[str]]) -> dict[str, Any]:
+    """One record refused inside a 207 batch answer: a StandardError naming it in ``context``
+    (its ``objectWriteTraceId``, or its id on an update)."""
+    return {"status": "error", **_validation_fields(problems), "context": dict(context)}
+
+
+def _item_context(item: Mapping[str, Any], record_id: str | None = None) -> dict[str, list[str]]:
+    context: dict[str, list[str]] = {}
+    if "objectWriteTraceId" in item:
+        context["objectWriteTraceId"] = [str(item["objectWriteTraceId"])]
+    if record_id is not None:
+        context["ids"] = [record_id]
+    return context
 
 
 @dataclass(slots=True)
@@ -319,6 +358,36 @@ class _Table:
         return self.live.get(record_id)
 
 
+class DailyBudget:
+    """HubSpot's daily request budget: calls counted since the last midnight of ``clock``."""
+
+    def __init__(self, limit: int, clock: Callable[[], datetime]) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._day = clock().date()
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def _roll(self) -> None:
+        today = self._clock().date()
+        if today != self._day:
+            self._day, self._used = today, 0
+
+    def hit(self) -> bool:
+        """Count one call if the day has room; False (nothing counted) when it has none."""
+        with self._lock:
+            self._roll()
+            if self._used >= self.limit:
+                return False
+            self._used += 1
+            return True
+
+    def remaining(self) -> int:
+        with self._lock:
+            self._roll()
+            return self.limit - self._used
+
+
 class HubSpotApi:
     """The emulated HubSpot account; thread-safe behind one lock."""
 
@@ -343,7 +412,7 @@ class HubSpotApi:
             else DEFAULT_PER_TEN_SECONDS
         )
         self.burst = RollingWindow(self.per_ten_seconds, TEN_SECONDS)
-        self.daily = RollingWindow(DAILY, 86_400.0)
+        self.daily = DailyBudget(DAILY, self.clock.now)
         self.search_bucket = RollingWindow(SEARCH_PER_SECOND, 1.0)
         self.send_retry_after = False
         self._tables = {t: _Table(t, _ID_BASE[t] + 1) for t in TYPE_IDS}
@@ -368,6 +437,14 @@ class HubSpotApi:
 
     def expire_tokens(self) -> None:
         self.tokens.expire_all()
+
+    def revoke_credentials(self) -> None:
+        """The app uninstalled and installed again, its private-app token rotated: the old
+        refresh token gets ``BAD_REFRESH_TOKEN``, the old tokens 401 ``INVALID_AUTHENTICATION``."""
+        with self._lock:
+            self.tokens.revoke_all()
+            self.private_app_token = f"pat-sandbox-{secrets.token_hex(4)}-{secrets.token_hex(12)}"
+            self.refresh_token = f"sandbox-refresh-{secrets.token_hex(16)}"
 
     def fault_response(self, fault: Fault, request: ApiRequest) -> ApiResponse:
         if fault is Fault.RATE_LIMIT:
@@ -557,7 +634,7 @@ class HubSpotApi:
             "X-HubSpot-RateLimit-Remaining": str(self.burst.remaining()),
         }
         if not oauth:  # OAuth calls get no daily headers (HubSpot changelog)
-            headers["X-HubSpot-RateLimit-Daily"] = str(DAILY)
+            headers["X-HubSpot-RateLimit-Daily"] = str(self.daily.limit)
             headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(self.daily.remaining())
         return headers
 
@@ -878,17 +955,27 @@ class HubSpotApi:
         return list(results.values()), errors
 
     def _batch_create(self, object_type: str, inputs: list[Any]) -> tuple[list[Any], list[Any]]:
-        validated = [
-            self._validated(object_type, dict(item.get("properties") or {}), creating=True)
-            for item in inputs
-        ]
         traced = all("objectWriteTraceId" in item for item in inputs)
-        # Conflicts are found before anything is written: without trace ids the batch fails whole.
+        # Bad values and conflicts are found before anything is written: without trace ids one
+        # bad record fails the batch whole, with them it is refused alone (207).
+        validated: list[dict[str, str | None] | None] = []
+        refused: dict[int, dict[str, Any]] = {}
+        for n, item in enumerate(inputs):
+            props = dict(item.get("properties") or {})
+            if not traced:
+                validated.append(self._validated(object_type, props, creating=True))
+                continue
+            values, error = self._validated_item(object_type, props, _item_context(item))
+            validated.append(values)
+            if error is not None:
+                refused[n] = error
         claimed: dict[str, int | None] = {}
         conflicts: dict[int, int | None] = {}
         table = self._table(object_type)
         for n, values in enumerate(validated):
-            email = values.get("email") if object_type == "contacts" else None
+            email = (
+                values.get("email") if values is not None and object_type == "contacts" else None
+            )
             if not email:
                 continue
             folded = email.casefold()
@@ -906,6 +993,9 @@ class HubSpotApi:
         now = to_epoch_ms(self.clock.now())
         for n, (item, values) in enumerate(zip(inputs, validated, strict=True)):
             trace = item.get("objectWriteTraceId")
+            if values is None:
+                errors.append(refused[n])
+                continue
             if n in conflicts:
                 existing = conflicts[n]
                 if existing is None:
@@ -938,16 +1028,24 @@ class HubSpotApi:
                     context={"ids": duplicates},
                 )
             )
-        validated = [
-            self._validated(object_type, dict(item.get("properties") or {}), creating=False)
+        # Batch update always allows partial success: a bad value refuses its record alone.
+        checked = [
+            self._validated_item(
+                object_type,
+                dict(item.get("properties") or {}),
+                _item_context(item, str(item["id"])),
+            )
             for item in inputs
         ]
         results, errors, missing = [], [], []
-        for item, values in zip(inputs, validated, strict=True):
+        for item, (values, error) in zip(inputs, checked, strict=True):
             key = str(item["id"])
             record = table.resolve(int(key)) if key.isdigit() else None
             if record is None:
                 missing.append(key)
+                continue
+            if values is None:
+                errors.append(error)
                 continue
             email = values.get("email")
             if object_type == "contacts" and email:
@@ -974,7 +1072,8 @@ class HubSpotApi:
 
     def _batch_upsert(self, object_type: str, inputs: list[Any]) -> tuple[list[Any], list[Any]]:
         table = self._table(object_type)
-        validated = []
+        validated: list[dict[str, str | None] | None] = []
+        errors: list[Any] = []
         for item in inputs:
             if item.get("idProperty") != "email" or object_type != "contacts":
                 raise _Refused(
@@ -984,13 +1083,19 @@ class HubSpotApi:
                         "VALIDATION_ERROR",
                     )
                 )
-            values = self._validated(object_type, dict(item.get("properties") or {}), creating=True)
-            values.setdefault("email", str(item["id"]))
-            self._validated(object_type, {"email": str(item["id"])}, creating=True)
+            # The id is the email: a malformed one refuses its record like a property would.
+            props = {**dict(item.get("properties") or {}), "email": str(item["id"])}
+            values, error = self._validated_item(
+                object_type, props, _item_context(item, str(item["id"]))
+            )
+            if error is not None:
+                errors.append(error)
             validated.append(values)
         results = []
         now = to_epoch_ms(self.clock.now())
         for item, values in zip(inputs, validated, strict=True):
+            if values is None:
+                continue
             owner = table.emails.get(str(item["id"]).casefold())
             record = table.live.get(owner) if owner is not None else None
             if record is None:
@@ -1004,13 +1109,34 @@ class HubSpotApi:
             if "objectWriteTraceId" in item:
                 shown["objectWriteTraceId"] = item["objectWriteTraceId"]
             results.append(shown)
-        return results, []
+        return results, errors
 
     def _validated(
         self, object_type: str, props: Mapping[str, Any], *, creating: bool
     ) -> dict[str, str | None]:
+        """The values to store; any problem refuses the whole request (400)."""
+        values, problems = self._check_properties(object_type, props)
+        if problems:
+            raise _validation(problems)
+        return values
+
+    def _validated_item(
+        self, object_type: str, props: Mapping[str, Any], context: Mapping[str, list[str]]
+    ) -> tuple[dict[str, str | None] | None, dict[str, Any] | None]:
+        """The values to store, or the 207 error item refusing this record alone; a property
+        that does not exist or is read-only still refuses the whole request."""
+        values, problems = self._check_properties(object_type, props)
+        if any(code in _SCHEMA_CODES for _, code, _ in problems):
+            raise _validation(problems)
+        if problems:
+            return None, _validation_item(problems, context)
+        return values, None
+
+    def _check_properties(
+        self, object_type: str, props: Mapping[str, Any]
+    ) -> tuple[dict[str, str | None], list[_Problem]]:
         known, read_only = PROPERTIES[object_type], READ_ONLY[object_type]
-        problems: list[tuple[str, str, str]] = []
+        problems: list[_Problem] = []
         values: dict[str, str | None] = {}
         for name, raw in props.items():
             if name not in known:
@@ -1030,6 +1156,16 @@ class HubSpotApi:
             text = None if raw is None else str(raw)
             if text == "":
                 text = None
+            if text is not None and len(text) > MAX_VALUE_LENGTH:
+                problems.append(
+                    (
+                        name,
+                        _TOO_LONG,
+                        f'Property "{name}" has a value of {len(text):,} characters; '
+                        f"the limit is {MAX_VALUE_LENGTH:,}",
+                    )
+                )
+                continue
             if text is not None and name == "email" and not _EMAIL.match(text):
                 problems.append((name, "INVALID_EMAIL", f"Email address {text} is invalid"))
                 continue
@@ -1052,9 +1188,7 @@ class HubSpotApi:
                     )
                     continue
             values[name] = text
-        if problems:
-            raise _validation(problems)
-        return values
+        return values, problems
 
     def _check_email_free(
         self,

@@ -13,7 +13,8 @@ the process, so later runs pay nothing.
 
 Grants: ``client_credentials`` (no refresh token) or ``password`` (with a refresh token, used
 for later tokens; when it is refused, the password grant is asked again). A SuiteCRM OAuth
-client works only with the grant it was created for, so a refusal names that possibility.
+client works only with the grant it was created for, so a refusal names that possibility, and
+the settings to change (give :func:`classify_token_answer` the system and grant).
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from typing import Any, Final, Literal
 
 import requests
 
-from connectors.errors import AuthError, ConnectorConfigError, ConnectorError, VendorError
+from connectors.errors import (
+    AuthError,
+    ConnectorConfigError,
+    ConnectorError,
+    VendorError,
+    credentials_refused,
+    setting_path,
+)
 from connectors.http import HttpClient, default_classifier
 
 __all__ = ["API_ROOTS", "TokenSource", "classify_token_answer", "forget_detected_roots"]
@@ -57,12 +65,15 @@ def _oauth_body(response: requests.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def classify_token_answer(response: requests.Response) -> ConnectorError | None:
+def classify_token_answer(
+    response: requests.Response, *, system: str | None = None, grant: Grant | None = None
+) -> ConnectorError | None:
     """The token endpoint's answer in the taxonomy (League's ``OAuthServerException`` shapes).
 
     ``invalid_client`` (401), ``invalid_grant`` (400), ``unsupported_grant_type`` and
-    ``invalid_request`` (a refused refresh token) → AuthError; 5xx and 429 as plain HTTP; a 404,
-    405 or an answer that is not OAuth JSON → not the token endpoint (a wrong API root).
+    ``invalid_request`` (a refused refresh token) → AuthError naming the settings of ``system``
+    to fix for its ``grant``; 5xx and 429 as plain HTTP; a 404, 405 or an answer that is not
+    OAuth JSON → not the token endpoint (a wrong API root).
     """
     status = response.status_code
     if status < 300:
@@ -75,8 +86,29 @@ def classify_token_answer(response: requests.Response) -> ConnectorError | None:
         return _WrongRoot(f"HTTP {status}: not SuiteCRM's token endpoint")
     said = body.get("error_description") or body.get("message") or error if body else error
     hint = body.get("hint") if body else None
-    text = f"HTTP {status} {error}: {said}" + (f" ({hint})" if hint else "")
-    return AuthError(text)
+    said = f"HTTP {status} {error}: {said}" + (f", {hint}" if hint else "")
+    client = f"{setting_path(system, 'client_id')} and {setting_path(system, 'client_secret')}"
+    if error == "invalid_client":
+        return credentials_refused(
+            "the OAuth client",
+            said,
+            f"set {client} to an OAuth client of this site made for the "
+            f"{grant or 'configured'} grant (Admin > OAuth2 Clients and Tokens; a SuiteCRM "
+            "OAuth client works only with the grant it was created for)",
+        )
+    if error == "invalid_grant":
+        return credentials_refused(
+            "the API user's login",
+            said,
+            f"set {setting_path(system, 'username')} and {setting_path(system, 'password')} "
+            "to the user's current ones",
+        )
+    if error == "invalid_request":
+        # Only a refresh token is refused this way; a new one comes with the password grant.
+        return credentials_refused("the refresh token", said, "log in with the password grant")
+    return credentials_refused(
+        "the token request", said, f"check {setting_path(system, 'grant_type')} and {client}"
+    )
 
 
 class TokenSource:
@@ -178,18 +210,13 @@ class TokenSource:
             _detected[self.client.base_url] = root
 
     def _ask(self, root: str, form: dict[str, str]) -> tuple[str, float]:
-        try:
-            response = self.client.post(
-                f"{root}/access_token",
-                data=form,
-                headers={"Accept": "application/json"},
-                idempotent=True,  # minting a second token does no harm
-                expect_json=False,
-            )
-        except AuthError as exc:
-            exc.message += self._advice(form["grant_type"])
-            exc.args = (exc.message,)
-            raise
+        response = self.client.post(
+            f"{root}/access_token",
+            data=form,
+            headers={"Accept": "application/json"},
+            idempotent=True,  # minting a second token does no harm
+            expect_json=False,
+        )
         try:
             body = json.loads(response.text)
         except ValueError:
@@ -202,12 +229,3 @@ class TokenSource:
         if isinstance(refresh, str) and refresh:
             self._refresh_token = refresh
         return token, body.get("expires_in", 3600)
-
-    def _advice(self, grant: str) -> str:
-        if grant == "refresh_token":
-            return ""
-        return (
-            f"; check client_id and client_secret (a SuiteCRM OAuth client works only with the "
-            f"grant it was created for, here {grant})"
-            + (" and the user name and password" if grant == "password" else "")
-        )

@@ -9,6 +9,7 @@ How it talks to SuiteCRM (facts: section 1 of
   being ``/legacy/Api`` (8.x) or ``/Api`` (7.x), detected on the first token request unless
   ``api_root`` says (:mod:`connectors.suitecrm.auth`). Tokens live an hour and are renewed
   before they expire, or on a 401; the password grant's refresh token is used when there is one.
+  A refusal (``invalid_client``, ``invalid_grant``) is an AuthError naming the settings to change.
 * Reads: ``GET {root}/V8/module/{Module}`` with ``fields[Module]``, ``page[size]`` and ``sort``
   always (without them SuiteCRM pages silently at 20 rows, in no stable order). SuiteCRM pages
   by offset (``page[number]``) and sorts on one field only, so an offset read sorted by
@@ -53,6 +54,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import urlsplit
 
@@ -78,6 +80,7 @@ from connectors.errors import ConnectorConfigError, RecordRejected, VendorError
 from connectors.http import (
     HttpClient,
     HttpResponse,
+    HttpSettings,
     NoAuth,
     OAuthRefresher,
     make_session,
@@ -110,7 +113,7 @@ _FUTURE_TOLERANCE: Final = timedelta(minutes=10)
 # Settings
 
 
-class SuiteCrmSettings(BaseModel):
+class SuiteCrmSettings(HttpSettings):
     """Settings of a ``connector: suitecrm`` system.
 
     ``base_url`` is the site root (``https://crm.example.com``, or a sub-path the site lives
@@ -228,12 +231,22 @@ class SuiteCrmConnector:
             raise ConnectorConfigError(
                 f"rate_limit, rate_limit_storage or ca_bundle: {exc.message}", system=system
             ) from None
-        options: dict[str, Any] = {"session": self.session, "rate_limiter": self._limiter}
+        options: dict[str, Any] = {
+            "session": self.session,
+            "rate_limiter": self._limiter,
+            "timeouts": settings.timeouts,
+        }
         if sleep is not None:
             options["sleep"] = sleep
         self._options = options
         token_client = HttpClient(
-            system, settings.base_url, auth=NoAuth(), classifier=classify_token_answer, **options
+            system,
+            settings.base_url,
+            auth=NoAuth(),
+            classifier=partial(
+                classify_token_answer, system=system, grant=settings.effective_grant
+            ),
+            **options,
         )
         password = settings.password
         self._tokens = TokenSource(

@@ -13,7 +13,8 @@ What it reproduces (facts: section 1 and the checklist of section 6 of
   with rotating refresh tokens of a month); League's error bodies (``invalid_client`` 401,
   ``invalid_grant`` 400, ``invalid_request`` 401 for a bad refresh token,
   ``unsupported_grant_type`` 400); access tokens of ``options.token_ttl`` (default 3,600 s); an
-  expired, unknown or missing bearer gets 401 ``access_denied`` with League's hint.
+  expired, unknown, revoked or missing bearer gets 401 ``access_denied`` with League's hint.
+  ``revoke_credentials`` gives both clients new secrets and revokes every token.
 * ``GET {root}/V8/module/{Module}``: ``fields[Module]`` (the object name works too) checked
   against the module's attributes; ``page[size]``/``page[number]`` with ``meta.total-pages``,
   ``records-on-this-page`` and unencoded ``/V8/...`` links only when ``page[size]`` is given;
@@ -328,6 +329,18 @@ class SuiteCrmApi:
     def expire_tokens(self) -> None:
         self.tokens.expire_all()
 
+    def revoke_credentials(self) -> None:
+        """An admin gave each OAuth client a new secret and revoked every token (Admin → OAuth2
+        Clients and Tokens): the old secret gets 401 ``invalid_client``, old refresh tokens
+        ``invalid_request``, old access tokens ``access_denied`` "Access token has been revoked"."""
+        with self._lock:
+            self.tokens.revoke_all()
+            self.clients = {
+                client_id: (grant, secrets.token_hex(16))
+                for client_id, (grant, _) in self.clients.items()
+            }
+            self._refresh.clear()
+
     def fault_response(self, fault: Fault, request: ApiRequest) -> ApiResponse:
         if fault is Fault.RATE_LIMIT:
             return self._too_many(1.0)
@@ -463,12 +476,15 @@ class SuiteCrmApi:
                 'Missing "Authorization" header',
             )
         token = header.removeprefix("Bearer ").strip()
-        if self.tokens.check(token) != "valid":
+        state = self.tokens.check(token)
+        if state != "valid":
             return _oauth(
                 401,
                 "access_denied",
                 "The resource owner or authorization server denied the request.",
-                "Access token could not be verified",
+                "Access token has been revoked"
+                if state == "revoked"
+                else "Access token could not be verified",
             )
         return None
 

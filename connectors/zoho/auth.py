@@ -19,12 +19,19 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import requests
 
-from connectors.errors import AuthError, ConnectorError, RateLimited, VendorError
+from connectors.errors import (
+    ConnectorError,
+    RateLimited,
+    VendorError,
+    credentials_refused,
+    setting_path,
+)
 from connectors.http import HttpClient, OAuthRefresher, default_classifier
 from connectors.ratelimit import RateLimiter
 
@@ -55,16 +62,21 @@ REFRESH_LIMIT: Final = "10/10 minutes"
 # Refresh this long before the token expires: a token that dies between apply() and the
 # vendor's check costs a 401 and a second request.
 _SKEW_SECONDS: Final = 300.0
-# What Zoho's token endpoint says when the refresh token or client is wrong (HTTP 200 or 400).
-_REFUSALS: Final = frozenset(
-    {"invalid_code", "invalid_client", "invalid_client_secret", "unauthorized_client"}
+# What Zoho's token endpoint says (HTTP 200 or 400) when the refresh token is revoked, unknown or
+# of another data centre, and when the client is wrong.
+_CODE_REFUSED: Final = "invalid_code"
+_CLIENT_REFUSED: Final = frozenset(
+    {"invalid_client", "invalid_client_secret", "unauthorized_client"}
 )
 _THROTTLED: Final = "Access Denied"
 _BLOCK_SECONDS: Final = 600.0
 
 
-def _token_classifier(response: requests.Response) -> ConnectorError | None:
-    """The token endpoint's answers; a refusal or throttle may come with HTTP 200 or 400."""
+def _token_classifier(
+    response: requests.Response, *, system: str | None = None
+) -> ConnectorError | None:
+    """The token endpoint's answers; a refusal or throttle may come with HTTP 200 or 400. A
+    refusal names the settings of ``system`` to fix."""
     if response.status_code >= 500 or response.status_code == 429:
         return default_classifier(response)
     try:
@@ -80,10 +92,20 @@ def _token_classifier(response: requests.Response) -> ConnectorError | None:
             "10 minutes for this refresh token); waiting for its window",
             retry_after=_BLOCK_SECONDS,
         )
-    if error in _REFUSALS:
-        return AuthError(
-            f"Zoho refused the OAuth credentials ({error}): check client_id, client_secret "
-            "and refresh_token, and that they belong to this data centre"
+    if error == _CODE_REFUSED:
+        return credentials_refused(
+            "the refresh token",
+            f"Zoho answered {error}",
+            "it was revoked, or belongs to another data centre or client; generate a new one "
+            f"for this client and set {setting_path(system, 'refresh_token')}",
+        )
+    if error in _CLIENT_REFUSED:
+        return credentials_refused(
+            "the OAuth client",
+            f"Zoho answered {error}",
+            f"set {setting_path(system, 'client_id')} and {setting_path(system, 'client_secret')}"
+            " to the client's values in Zoho's API console (api-console.zoho.com, or your data "
+            "centre's)",
         )
     return VendorError(f"Zoho's token endpoint answered with error {str(error)[:60]!r}")
 
@@ -138,7 +160,7 @@ class ZohoAccount:
         # A client per refresh (once an hour): one attempt only, since the API call that needed
         # the token retries as a whole, and a second retry layer would multiply the waits.
         options: dict[str, Any] = {
-            "classifier": _token_classifier,
+            "classifier": partial(_token_classifier, system=self.system),
             "max_attempts": 1,
             "secrets": (self.client_secret, self.refresh_token),
         }

@@ -8,7 +8,8 @@ How it talks to Zoho (facts in ``/work/shared/vendors/hubspot-zoho.md``, part B)
 * Auth: OAuth refresh-token flow against the data centre's accounts server; the API host is the
   ``api_domain`` the token response names (unless ``api_url`` is set). The token is cached and
   shared per process (:mod:`connectors.zoho.auth`), refreshed on 401 ``INVALID_TOKEN``, and never
-  minted more than 10 times in 10 minutes.
+  minted more than 10 times in 10 minutes. A refused refresh (``invalid_code``: the refresh token;
+  ``invalid_client``: the client) is an AuthError naming the setting to change.
 * Reads: ``GET /crm/v8/{Module}?fields=…&per_page=200&sort_by=Modified_Time&sort_order=asc``.
   Zoho's ``page``/``page_token`` are offsets into that order, and a record edited while the hub
   pages jumps to the end, so every record behind it moves up one place and the one at the next
@@ -77,6 +78,7 @@ from connectors.errors import (
 from connectors.http import (
     HttpClient,
     HttpResponse,
+    HttpSettings,
     default_classifier,
     parse_retry_after,
     retry_transient,
@@ -119,7 +121,7 @@ def _check_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
-class ZohoSettings(BaseModel):
+class ZohoSettings(HttpSettings):
     """Settings of a ``connector: zoho`` system.
 
     The token server is ``accounts_url`` when given, else ``base_url`` (the system's URL in the
@@ -370,7 +372,7 @@ class ZohoConnector:
                         raise
                     domain = self._account.api_domain
                 assert domain is not None  # set by the token fetch
-                options: dict[str, Any] = {}
+                options: dict[str, Any] = {"timeouts": self.settings.timeouts}
                 if self._session is not None:
                     options["session"] = self._session
                 if self._sleep is not None:

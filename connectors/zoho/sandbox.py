@@ -9,8 +9,10 @@ What it reproduces (facts in part B and the emulator checklist of part C of
 * ``POST /oauth/v2/token`` (refresh-token grant, form or query) answering with ``api_domain`` =
   the sandbox's own URL, tokens of ``options.token_ttl`` (default 3,600 s), Zoho's
   ``invalid_code``/``invalid_client`` answers and its "Access Denied" throttle after 10 tokens in
-  10 minutes per refresh token. ``Authorization: Zoho-oauthtoken``; an expired or unknown token
-  gets 401 ``INVALID_TOKEN``, none at all 401 ``AUTHENTICATION_FAILURE``.
+  10 minutes per refresh token. ``Authorization: Zoho-oauthtoken``; an expired, revoked or
+  unknown token gets 401 ``INVALID_TOKEN``, none at all 401 ``AUTHENTICATION_FAILURE``. After
+  ``revoke_credentials`` the old refresh token gets ``{"error": "invalid_code"}`` (HTTP 200, as
+  Zoho answers a refresh token it no longer knows).
 * ``GET /crm/{v}/{Module}``: ``fields`` required (≤ 50), ``per_page`` ≤ 200, ``page``/
   ``page_token`` (exclusive; tokens bound to the query, 24-hour expiry), 400
   ``DISCRETE_PAGINATION_LIMIT_EXCEEDED`` past 2,000 records without a token, ``sort_by`` (default
@@ -22,8 +24,9 @@ What it reproduces (facts in part B and the emulator checklist of part C of
 * Writes: insert, bulk update, upsert (``duplicate_check_fields``, ``action``,
   ``duplicate_field``), delete by ``ids``; ≤ 100 per call; per-record results in input order with
   201/200 when all succeed, 207 when some fail, 400 with ``data[]`` when all fail;
-  ``MANDATORY_NOT_FOUND``, ``INVALID_DATA`` (unknown field, malformed email, bad type, lookup to a
-  missing record, unknown id) with ``api_name``/``json_path``.
+  ``MANDATORY_NOT_FOUND``, ``INVALID_DATA`` (unknown field, malformed email, bad type, text
+  longer than its field with ``maximum_length``, lookup to a missing record, unknown id) with
+  ``api_name``/``json_path``.
 * Limits: Zoho's concurrency limit (20 in flight, Enterprise) and a rolling 24-hour credit
   budget (70,000: Enterprise with 20 users), or ``options.rate_limit`` requests per second; the
   answer is 429 ``TOO_MANY_REQUESTS`` in Zoho's envelope, with no rate-limit headers (none are
@@ -111,6 +114,20 @@ _NUMBERS: Final = frozenset({"Amount", "Annual_Revenue", "Exchange_Rate", "Proba
 _INTEGERS: Final = frozenset({"Employees"})
 _DATES: Final = frozenset({"Closing_Date", "Date_of_Birth"})
 _BOOLEANS: Final = frozenset({"Email_Opt_Out"})
+# Text longer than its field is refused per record: INVALID_DATA with details.maximum_length
+# (zoho/crm-oas v8.0 record/operations/createRecords/examples/response-400-invaliddatalength.md).
+# Lengths are the fields' metadata `length`: First_Name 40 and Company 200, which converts into
+# Account_Name (crm-oas v8.0 fields/operations/getFields/examples/response-200-fullexample.md);
+# Last_Name 80 (the ZOHO.CRM.META.getFields sample of Zoho's embedded-app SDK); Description a
+# large text area of 32,000; every other text field single-line, 255 ("Text: Maximum 255
+# characters", zoho.com/crm/help/customization/custom-fields.html). Lookups are ids, not text.
+_MAX_LENGTH: Final[Mapping[str, int]] = {
+    "First_Name": 40,
+    "Last_Name": 80,
+    "Account_Name": 200,
+    "Description": 32_000,
+}
+_SINGLE_LINE_MAX: Final = 255
 _MODULE_NAMES: Final = frozenset(MODULES.values())
 _DEFAULT_PIPELINE: Final = "Standard (Standard)"
 # Canonical stage → the stage's actual value in this org (zoho-deals-fields-meta-stage.json).
@@ -376,6 +393,14 @@ class ZohoApi:
 
     def expire_tokens(self) -> None:
         self.tokens.expire_all()
+
+    def revoke_credentials(self) -> None:
+        """The refresh token revoked (and with it every access token it minted, as Zoho
+        documents) and a new one generated, with its own budget of 10 tokens per 10 minutes."""
+        with self._lock:
+            self.tokens.revoke_all()
+            self.refresh_token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+            self._token_window = RollingWindow(TOKENS_PER_WINDOW, TOKEN_WINDOW_SECONDS)
 
     def fault_response(self, fault: Fault, request: ApiRequest) -> ApiResponse:
         if fault is Fault.RATE_LIMIT:
@@ -963,6 +988,11 @@ class ZohoApi:
                 return None, _record_error(
                     "INVALID_DATA", "invalid data", {**where(name), "expected_data_type": problem}
                 )
+            limit = _text_limit(module, name)
+            if isinstance(clean, str) and limit is not None and len(clean) > limit:
+                return None, _record_error(
+                    "INVALID_DATA", "invalid data", {"maximum_length": limit, **where(name)}
+                )
             stored[name] = clean
         merged = {**(existing.fields if existing else {}), **stored}
         for name in MANDATORY[module]:
@@ -1172,6 +1202,12 @@ class ZohoApi:
                 }
             )
         return self._answer(results, 200)
+
+
+def _text_limit(module: str, name: str) -> int | None:
+    if name in LOOKUPS.get(module, {}):
+        return None  # a lookup holds a record id, checked for existence instead
+    return _MAX_LENGTH.get(name, _SINGLE_LINE_MAX)
 
 
 def _same(stored: Any, sent: Any) -> bool:

@@ -10,7 +10,7 @@ from the sandbox's own ``connector_settings`` (as ``crmhub demo`` does), and spe
 names only through the vendor's default field map, so one suite covers every connector: full
 read, paging, incremental read, create / update / upsert, batch partial failure, token expiry and
 refresh, rate limits, a 5xx and a garbled answer during paging, deletes, lookups by key, and the
-failures a user meets first (wrong credentials, nothing listening).
+failures a user meets first (wrong or revoked credentials, nothing listening).
 """
 
 from __future__ import annotations
@@ -344,6 +344,31 @@ class ConnectorContract:
             connector.check()
         assert "wrong-credential-value" not in str(raised.value)
         connector.close()
+
+    def test_revoked_credentials_stop_the_connector_saying_which_setting_to_change(
+        self, sandbox: Sandbox, fieldmap: FieldMap
+    ) -> None:
+        # Revoked mid-use: the access token in hand and the credentials behind it are refused.
+        settings = sandbox.connector_settings()
+        connector = build_connector(settings, system="crm_a")
+        fields = [self.email_field(fieldmap)]
+        connector.read_changes("contacts", None, None, fields)
+        sandbox.api.revoke_credentials()
+        with pytest.raises(AuthError) as raised:
+            connector.read_changes("contacts", None, None, fields)
+        connector.close()
+        assert raised.value.exit_code == 3
+        assert raised.value.system == "crm_a"
+        message = str(raised.value)
+        assert message.startswith("crm_a: ")
+        assert "systems.crm_a." in message  # the setting to change, as the config spells it
+        for key, value in settings.items():
+            if ("secret" in key or "token" in key) and isinstance(value, str):
+                assert value not in message, key
+        # What the vendor hands out afterwards works.
+        renewed = build_connector(sandbox.connector_settings(), system="crm_a")
+        assert renewed.read_changes("contacts", None, None, fields).records
+        renewed.close()
 
     def test_nothing_listening_is_unreachable(self, sandbox: Sandbox) -> None:
         with socket.socket() as probe:

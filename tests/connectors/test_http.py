@@ -28,6 +28,7 @@ from connectors.errors import (
 from connectors.http import (
     BasicAuth,
     BearerToken,
+    HeaderBudget,
     HeaderToken,
     HttpClient,
     OAuthRefresher,
@@ -558,16 +559,20 @@ def test_headroom_is_recorded(rsps: responses.RequestsMock) -> None:
     )
     rsps.post(f"{CONTACTS}/search", json={})  # search answers carry no headers
     parser = headroom_from_headers(
-        remaining="X-HubSpot-RateLimit-Remaining",
-        limit="X-HubSpot-RateLimit-Max",
-        window_ms="X-HubSpot-RateLimit-Interval-Milliseconds",
+        {
+            "10s": HeaderBudget(
+                remaining="X-HubSpot-RateLimit-Remaining",
+                limit="X-HubSpot-RateLimit-Max",
+                window_ms="X-HubSpot-RateLimit-Interval-Milliseconds",
+            )
+        }
     )
     http, _ = client(headroom_parser=parser)
 
     http.get("/crm/v3/objects/contacts")
     http.post("/crm/v3/objects/contacts/search", json={}, idempotent=True)
 
-    assert http.last_headroom == {"remaining": 98, "limit": 100, "window": "10s"}
+    assert http.last_headroom == {"10s": {"remaining": 98, "limit": 100, "window": "10s"}}
 
 
 def test_rate_limiter_is_asked_before_every_attempt(rsps: responses.RequestsMock) -> None:

@@ -52,6 +52,8 @@ class EchoApi:
 
     def expire_tokens(self) -> None: ...
 
+    def revoke_credentials(self) -> None: ...
+
     def seed_records(self, contacts: int, seed: int) -> None: ...
 
     def insert(self, object_type: str, fields: Mapping[str, Any]) -> str:
@@ -207,6 +209,18 @@ def test_tokens_expire_on_time_and_on_demand() -> None:
     fresh = issuer.issue()
     issuer.expire_all()
     assert issuer.check(fresh) == "expired"
+
+
+def test_revoked_tokens_stay_refused_and_later_ones_are_valid() -> None:
+    issuer = TokenIssuer("tok-", ttl=60)
+    before = issuer.issue()
+    issuer.revoke_all()
+    after = issuer.issue()
+    assert issuer.check(before) == "revoked"
+    assert issuer.check(after) == "valid"
+    issuer.expire_all()
+    assert issuer.check(before) == "revoked"
+    assert issuer.check(after) == "expired"
 
 
 # ------------------------------------------------------------------------------ sample data

@@ -439,7 +439,7 @@ def test_duplicate_keys_are_an_error(folder: Path) -> None:
 def test_top_level_must_be_a_mapping(folder: Path) -> None:
     assert message_of("- systems\n", folder) == (
         "crmhub.yaml: the top level must be a mapping with keys database, phone_region, "
-        "systems, syncs, not a list"
+        "systems, syncs, dashboard, not a list"
     )
     assert message_of("", folder).startswith("crmhub.yaml: the file is empty;")
 

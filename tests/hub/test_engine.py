@@ -323,6 +323,32 @@ def test_manual_conflicts_wait_while_other_fields_merge_then_the_resolution_is_w
     assert h.run_without_writes().writes == 0
 
 
+def test_a_field_waiting_for_a_person_is_not_overwritten_by_a_later_edit_of_another_field(
+    db: Engine,
+):
+    h = Harness(db, policy="manual")
+    _conflicting_edit(h)
+    h.run()  # job title: CTO in a, CEO in b, waiting for a person
+    ann_a = h.by("a", "contacts", "email", "ann@x.com")["id"]
+
+    h.edit("a", "contacts", ann_a, lastname="Lee")  # only a, and not the job title
+    second = h.run()
+
+    assert h.by("b", "contacts", "email", "ann@x.com")["lastname"] == "Lee"  # merged
+    assert h.by("b", "contacts", "email", "ann@x.com")["jobtitle"] == "CEO"  # still b's own
+    assert h.by("a", "contacts", "email", "ann@x.com")["jobtitle"] == "CTO"
+    assert second.open_conflicts == 1
+    [update] = _audit(db, action="update", system="b")[-1:]
+    assert update["changes"] == {"last_name": [None, "Lee"]}
+    assert h.run_without_writes().writes == 0
+
+    [row] = admin.list_conflicts(db)
+    admin.resolve_conflict(db, row["id"], system="b")
+    h.run()
+    for system in "ab":
+        assert h.by(system, "contacts", "email", "ann@x.com")["jobtitle"] == "CEO"
+
+
 # --------------------------------------------------------------------------- bad records
 
 
@@ -611,6 +637,27 @@ def test_the_mass_delete_guard_refuses_and_deletes_nothing(db: Engine):
     assert len(h.records("b", "contacts")) == 5
 
 
+def test_a_system_that_lost_every_record_is_refused_however_few_it_had(db: Engine):
+    # Below the guard's minimum count, deletes pass; all of a system's records at once do not.
+    h = Harness(db, deletes="propagate", objects=("companies", "contacts"))
+    added = [
+        (object_type, h.add("a", object_type, **fields))
+        for i in range(3)
+        for object_type, fields in (
+            ("companies", {"name": f"Firm {i}", "domain": f"firm{i}.com"}),
+            ("contacts", {"firstname": f"P{i}", "email": f"p{i}@firm{i}.com"}),
+        )
+    ]
+    h.run()
+    for object_type, record_id in added:
+        h.stores["a"].delete(object_type, record_id)
+    with pytest.raises(MassDeleteError, match="3 of its 3 linked companies"):
+        h.run()
+    assert len(h.records("b", "companies")) == len(h.records("b", "contacts")) == 3
+    h.run(allow_mass_delete=True)
+    assert h.records("b", "companies") == h.records("b", "contacts") == []
+
+
 # --------------------------------------------------------------------------- dry run
 
 
@@ -718,6 +765,38 @@ def test_a_system_refusing_credentials_is_dropped_and_caught_up_next_run(db: Eng
     h.connectors["c"].before_call = None
     assert h.run().exit_code == 0
     assert [r["email"] for r in h.records("c", "contacts")] == ["ann@x.com"]
+
+
+def test_credentials_refused_while_looking_up_an_interrupted_create_drop_only_that_system(
+    db: Engine,
+):
+    # A crash left creates on b unconfirmed; b's credentials are revoked before the run that
+    # looks those records up. b is dropped (exit 3); a and c still sync; nothing is duplicated.
+    h = Harness(db, {"a": "both", "b": "write", "c": "both"}, unique_emails=False)
+    for i in range(5):
+        h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
+
+    def die_after_create(operation: str, object_type: str, results: object) -> None:
+        if operation == "create":
+            raise Killed()
+
+    h.connectors["b"].after_write = die_after_create
+    with pytest.raises(Killed):
+        h.run()
+    h.connectors["b"].after_write = None
+    h.add("a", "contacts", firstname="Newcomer", email="new@x.com")
+    h.fail_calls("b", lambda op, obj: AuthError("token revoked", system="b"))
+
+    report = h.run()
+
+    assert report.exit_code == 3
+    assert [f.system for f in report.failures] == ["b"]
+    assert "new@x.com" in [r["email"] for r in h.records("c", "contacts")]
+    assert len(h.records("b", "contacts")) == 5
+    h.connectors["b"].before_call = None
+    assert h.run().exit_code == 0
+    emails = sorted(r["email"] for r in h.records("b", "contacts"))
+    assert emails == sorted([*(f"p{i}@x.com" for i in range(5)), "new@x.com"])
 
 
 def test_two_runs_of_one_sync_never_overlap(db: Engine):

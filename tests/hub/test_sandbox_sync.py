@@ -7,6 +7,7 @@ at each vendor's own records, nothing duplicated, and an immediate second run th
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from connectors.sampledata import sample_account
-from connectors.sandbox import Sandbox, SandboxOptions, load_sandbox
+from connectors.sandbox import RANDOM_FAULTS, Fault, Sandbox, SandboxOptions, load_sandbox
 from hub.config import load_config
 from hub.db import open_database
 from hub.demo import seed_sandbox, typed_by_hand
@@ -47,10 +48,19 @@ def maps() -> dict[str, FieldMap]:
     return {"hubspot": load_default_map("hubspot"), "zoho": load_default_map("zoho")}
 
 
-def configure(tmp_path: Path, boxes: dict[str, Sandbox], **sync: Any) -> Path:
+def configure(
+    tmp_path: Path,
+    boxes: dict[str, Sandbox],
+    *,
+    settings: dict[str, Any] | None = None,
+    **sync: Any,
+) -> Path:
+    """A config syncing every sandbox; ``settings`` go to each system, ``sync`` to the sync."""
     config = {
         "database": f"sqlite:///{tmp_path}/state.db",
-        "systems": {name: box.connector_settings() for name, box in boxes.items()},
+        "systems": {
+            name: {**box.connector_settings(), **(settings or {})} for name, box in boxes.items()
+        },
         "syncs": {
             "main": {
                 "systems": list(boxes),
@@ -155,19 +165,27 @@ def end_state(
 ) -> dict[str, dict[str, list[Any]]]:
     """Both sandboxes seeded alike, synced until a run writes nothing: what each then holds,
     references left out (ids differ between sandboxes)."""
-    boxes = {
-        vendor: load_sandbox(vendor, SandboxOptions(seed=SEED, fault_rate=fault_rate))
-        for vendor in ("hubspot", "zoho")
-    }
+    # Stalls too: the connectors give up on an answer after half a second, a stalled request
+    # hangs for a second, and the sync must not care.
+    every_fault = (*RANDOM_FAULTS, Fault.STALL)
+    options = SandboxOptions(
+        seed=SEED, fault_rate=fault_rate, faults=every_fault, stall_seconds=1.0
+    )
+    boxes = {vendor: load_sandbox(vendor, options) for vendor in ("hubspot", "zoho")}
     for box in boxes.values():
         box.start()
+        if fault_rate:
+            # A sync this size makes a few dozen requests: too few for chance alone to bring
+            # every kind of fault, so the ones that drop the connection strike once for sure.
+            box.inject(Fault.RESET)
+            box.inject(Fault.STALL)
     tmp_path.mkdir()
     try:
         seed_sandbox(boxes["hubspot"].api, maps["hubspot"], sample_account(PEOPLE, SEED))
         seed_sandbox(
             boxes["zoho"].api, maps["zoho"], sample_account(PEOPLE, SEED, start=48), typed_by_hand
         )
-        config = configure(tmp_path, boxes)
+        config = configure(tmp_path, boxes, settings={"timeout_seconds": 0.5})
         for _ in range(6):
             report = sync(config)
             if report.exit_code == 0 and report.writes == 0:
@@ -175,7 +193,9 @@ def end_state(
         else:
             raise AssertionError(f"no quiet run after six: {report.as_dict()}")
         if fault_rate:
-            assert sum(box.calls.faults.total() for box in boxes.values()) > 10
+            faults = sum((box.calls.faults for box in boxes.values()), Counter[str]())
+            assert faults.total() > 10
+            assert set(faults) == set(every_fault), faults
         refs = ("company", "contacts")
         return {
             vendor: {
@@ -195,8 +215,8 @@ def end_state(
 def test_vendor_faults_change_nothing_about_where_the_sync_ends(
     tmp_path: Path, maps: dict[str, FieldMap]
 ) -> None:
-    # 5xx, 429s, resets, HTML error pages and cut-off JSON on a fifth of all requests: the
-    # runs that follow end where a fault-free sync ends, with nothing duplicated or missing.
+    # 5xx, 429s, resets, timeouts, HTML error pages and cut-off JSON on a fifth of all requests:
+    # the runs that follow end where a fault-free sync ends, nothing duplicated or missing.
     calm = end_state(tmp_path / "calm", 0.0, maps)
     stormy = end_state(tmp_path / "stormy", 0.2, maps)
     assert stormy == calm

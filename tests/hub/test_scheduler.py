@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -136,18 +137,45 @@ def test_two_daemons_on_one_database_never_run_a_sync_at_once(
         )
         for _ in range(2)
     ]
+    # Both daemons read their stderr on threads, so a full pipe never blocks them.
+    said: list[list[str]] = [[], []]
+    readers = [
+        threading.Thread(target=lambda d=d, lines=lines: lines.extend(d.stderr), daemon=True)
+        for d, lines in zip(daemons, said, strict=True)
+    ]
+    for reader in readers:
+        reader.start()
+    engine = sa.create_engine(database_url)
+
+    def finished_runs() -> list[tuple[datetime, datetime]]:
+        query = sa.select(runs_table.c.started_at, runs_table.c.finished_at)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(query.where(runs_table.c.finished_at.is_not(None))).all()
+        except sa.exc.DBAPIError:  # the daemons have not made the tables yet
+            return []
+        return [(started, finished) for started, finished in rows]
+
     try:
-        time.sleep(6)
+        # Both daemons scheduled the sync (so both contend for it) and it ran a few times.
+        deadline = time.monotonic() + 60
+        while not (
+            all(any("scheduled" in x for x in lines) for lines in said)
+            and len(finished_runs()) >= 4
+        ):
+            assert all(d.poll() is None for d in daemons), said
+            assert time.monotonic() < deadline, f"no four runs by two daemons in 60 s: {said}"
+            time.sleep(0.2)
     finally:
         for daemon in daemons:
             daemon.send_signal(signal.SIGTERM)
         codes = [daemon.wait(timeout=15) for daemon in daemons]
-    assert codes == [0, 0], [daemon.stderr.read() for daemon in daemons if daemon.stderr]
-    engine = sa.create_engine(database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(runs_table.c.started_at, runs_table.c.finished_at)).all()
+    for reader in readers:
+        reader.join(timeout=5)
+    assert codes == [0, 0], said
+    rows = finished_runs()
     engine.dispose()
-    spans = sorted((started, finished) for started, finished in rows if finished is not None)
-    assert len(spans) >= 3
+    spans = sorted(rows)
+    assert len(spans) >= 4
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end - timedelta(milliseconds=1), "two runs of one sync overlapped"

@@ -50,8 +50,10 @@ def test_with_vendor_field_returns_an_equivalent_error_naming_it():
 def test_errors_pickle_with_their_attributes():
     for error in (
         MappingError("deals", "amount", "abc", "is not a number", vendor_field="amt", more=1),
+        MappingError("deals", "stage", "x", "is not listed", map_key="deals.fields.stage.values"),
         FieldMapError("memory.yaml", "objects.deals", "is wrong"),
         NormalizeError("abc", "is not a number"),
+        NormalizeError("x", "is not listed", map_key="deals.fields.stage.values"),
     ):
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error)

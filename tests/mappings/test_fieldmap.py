@@ -208,6 +208,32 @@ def test_unknown_vendor_stage_is_an_error_by_default(memory):
     assert "unknown: keep" in message
 
 
+def test_an_unmapped_value_names_the_map_key_where_a_person_maps_it_both_ways(memory):
+    with pytest.raises(MappingError) as read:
+        memory.to_canonical("deals", {"dealname": "D", "dealstage": "onhold"})
+    with pytest.raises(MappingError) as written:
+        memory.to_vendor("deals", {"name": "D", "stage": "needs_analysis"})
+    with pytest.raises(MappingError) as bad_email:
+        memory.to_canonical("contacts", {"email": "bob@@example"})
+
+    assert read.value.map_key == written.value.map_key == "deals.fields.stage.values"
+    assert bad_email.value.map_key is None  # fixed in the vendor, not in the map
+
+
+@pytest.mark.parametrize("vendor", ["hubspot", "zoho", "suitecrm", "bitrix24"])
+def test_default_maps_never_turn_a_stage_they_do_not_list_into_another(vendor):
+    fm = load_default_map(vendor)
+    name, stage = fm.vendor_field("deals", "name"), fm.vendor_field("deals", "stage")
+    assert name is not None
+    assert stage is not None
+
+    with pytest.raises(MappingError) as info:
+        fm.to_canonical("deals", {name: "D", stage: "Awaiting Legal"})
+
+    assert (info.value.field, info.value.value) == ("stage", "Awaiting Legal")
+    assert info.value.map_key == "deals.fields.stage.values"
+
+
 def test_unknown_keep_passes_the_vendor_value_through_both_ways():
     fm = deal_stage_map(unknown="keep")
     flat = fm.to_canonical("deals", {"dealname": "D", "dealstage": " On Hold "})

@@ -15,7 +15,7 @@ import responses
 from pydantic import ValidationError
 from responses import matchers
 
-from connectors.base import SweepsIds
+from connectors.base import ReportsHeadroom, SweepsIds
 from connectors.bitrix24.connector import Bitrix24Connector, Bitrix24Settings
 from connectors.bitrix24.wire import build_query, parse_query
 from connectors.errors import (
@@ -516,6 +516,79 @@ def test_throttling_that_never_ends_surfaces_as_rate_limited(
     assert len(sleeps) == 4
 
 
+# ------------------------------------------------------------------------------------ headroom
+
+
+def with_operating(
+    answer: dict[str, Any], batch: float, commands: Mapping[str, float], reset_at: int
+) -> dict[str, Any]:
+    """``answer`` with Bitrix24's operating figures in its ``time`` and each ``result_time``."""
+    recorded = sample("bitrix24-batch-real-list-empty")["time"]
+    answer["time"] = {**recorded, "operating": batch, "operating_reset_at": reset_at}
+    answer["result"]["result_time"] = {
+        key: {**recorded, "operating": used, "operating_reset_at": reset_at}
+        for key, used in commands.items()
+    }
+    return answer
+
+
+RESET_AT = 1_717_000_000  # 2024-05-29T16:26:40Z
+
+
+def test_headroom_is_the_method_nearest_its_operating_limit(
+    rsps: responses.RequestsMock, portal: str
+) -> None:
+    batch = f"{portal}/rest/batch.json"
+    rsps.post(batch, json=with_operating(batch_answer({"c0": []}), 0.4, {"c0": 312.25}, RESET_AT))
+    deals = batch_answer({f"a{n}": [] for n in range(4)}, total={"a0": 0})
+    # Several commands of one method: each reports the method's running sum, the last the most.
+    running = {"a0": 38.0, "a1": 39.5, "a2": 40.25, "a3": 41.0}
+    rsps.post(batch, json=with_operating(deals, 0.4, running, RESET_AT + 60))
+    rsps.post(batch, json=with_operating(batch_answer({"c0": []}), 0.4, {"c0": 12.5}, RESET_AT))
+    connector, _ = make(portal)
+    assert isinstance(connector, ReportsHeadroom)
+
+    connector.check()
+    after_contacts = connector.headroom()
+    connector.read_changes("deals", None, None, ["TITLE"])
+    after_deals = connector.headroom()
+    connector.check()  # crm.contact.list's budget has drained since: crm.deal.list is nearest
+
+    assert after_contacts == {
+        "operating": {
+            "used": 312.25,
+            "limit": 480,
+            "unit": "seconds",
+            "window": "10min",
+            "scope": "crm.contact.list",
+            "resets_at": "2024-05-29T16:26:40+00:00",
+        }
+    }
+    assert after_deals["operating"]["scope"] == "crm.contact.list"
+    assert connector.headroom()["operating"] == {
+        "used": 41.0,
+        "limit": 480,
+        "unit": "seconds",
+        "window": "10min",
+        "scope": "crm.deal.list",
+        "resets_at": "2024-05-29T16:27:40+00:00",
+    }
+
+
+def test_a_portal_whose_answers_carry_no_operating_time_reports_no_headroom(
+    rsps: responses.RequestsMock, portal: str
+) -> None:
+    # A self-hosted portal with its limiter off: ``time`` without the operating figures.
+    answer = batch_answer({"c0": []})
+    answer["time"] = {k: v for k, v in answer["time"].items() if not k.startswith("operating")}
+    rsps.post(f"{portal}/rest/batch.json", json=answer)
+    connector, _ = make(portal)
+
+    connector.check()
+
+    assert connector.headroom() == {}
+
+
 # ------------------------------------------------------------------------------------ writes
 
 
@@ -712,3 +785,73 @@ def test_php_query_strings_round_trip() -> None:
         "select": ["ID", "EMAIL"],
         "fields": {"EMAIL": [{"ID": "5", "DELETE": "Y"}], "POST": ""},
     }
+
+
+def test_a_revoked_refresh_token_names_the_setting_to_replace(
+    rsps: responses.RequestsMock, portal: str
+) -> None:
+    rsps.post(
+        f"{portal}/rest/batch.json",
+        status=401,
+        json={
+            "error": "invalid_token",
+            "error_description": "The access token provided is invalid.",
+        },
+    )
+    rsps.get(
+        f"{portal}/oauth/token/",
+        status=400,
+        json={"error": "invalid_grant", "error_description": "Invalid refresh token"},
+    )
+    connector, _ = make(portal)
+
+    with pytest.raises(AuthError) as raised:
+        connector.check()
+
+    text = str(raised.value)
+    assert text.startswith("b24: GET /oauth/token/: the refresh token was refused (HTTP 400")
+    assert "set systems.b24.refresh_token" in text
+    assert raised.value.exit_code == 3
+
+
+def test_a_refused_client_names_the_client_settings_only(
+    rsps: responses.RequestsMock, portal: str
+) -> None:
+    rsps.post(
+        f"{portal}/rest/batch.json",
+        status=401,
+        json={
+            "error": "expired_token",
+            "error_description": "The access token provided has expired.",
+        },
+    )
+    rsps.get(
+        f"{portal}/oauth/token/",
+        status=401,
+        json={"error": "invalid_client", "error_description": "Invalid client credentials"},
+    )
+    connector, _ = make(portal)
+
+    with pytest.raises(AuthError) as raised:
+        connector.check()
+
+    text = str(raised.value)
+    assert "set systems.b24.client_id and systems.b24.client_secret" in text
+    assert "refresh_token" not in text
+
+
+def test_a_refused_webhook_names_the_setting_to_replace(
+    rsps: responses.RequestsMock, portal: str
+) -> None:
+    url = f"{portal}/rest/1/{WEBHOOK_CODE}"
+    rsps.post(
+        f"{url}/batch.json",
+        status=401,
+        json={"error": "NO_AUTH_FOUND", "error_description": "Wrong authorization data"},
+    )
+    connector = Bitrix24Connector("b24", {"webhook_url": f"{url}/"})
+
+    with pytest.raises(AuthError) as raised:
+        connector.check()
+
+    assert str(raised.value).endswith("set systems.b24.webhook_url to its URL")

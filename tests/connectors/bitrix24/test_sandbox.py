@@ -17,7 +17,7 @@ import requests
 
 from connectors.base import RemoteRecord
 from connectors.bitrix24.connector import Bitrix24Connector, Bitrix24Settings
-from connectors.bitrix24.sandbox import Bitrix24Api
+from connectors.bitrix24.sandbox import Bitrix24Api, OperatingTime
 from connectors.errors import AuthError, RecordRejected
 from connectors.sandbox import Sandbox, SandboxOptions
 
@@ -317,6 +317,73 @@ def test_the_leaky_bucket_refuses_past_its_depth_and_drains() -> None:
         assert (settings["requests_per_second"], settings["burst"]) == (2, 50)
 
 
+def test_operating_time_is_summed_per_caller_and_method_over_ten_minutes() -> None:
+    now = [1_717_000_030.0]  # 30 s into a minute
+    budget = OperatingTime(clock=lambda: now[0])
+    assert budget.report("webhook", "crm.contact.list") == (0.0, 1_717_000_630)
+
+    budget.charge("webhook", "crm.contact.list", 100.0)
+    now[0] += 240
+    budget.charge("webhook", "crm.contact.list", 50.0)
+    budget.charge("application", "crm.contact.list", 7.0)
+    budget.charge("webhook", "crm.deal.list", 3.0)
+    # The first bucket (the minute from 1_717_000_020) leaves the window ten minutes on.
+    assert budget.report("webhook", "crm.contact.list") == (150.0, 1_717_000_620)
+    assert budget.report("application", "crm.contact.list")[0] == 7.0
+    assert budget.report("webhook", "crm.deal.list")[0] == 3.0
+
+    now[0] = 1_717_000_620.0
+    assert budget.report("webhook", "crm.contact.list") == (50.0, 1_717_000_860)
+    now[0] += 600
+    assert budget.report("webhook", "crm.contact.list") == (0.0, 1_717_001_820)
+
+
+def test_answers_carry_each_methods_operating_time_and_a_batch_spends_none(
+    sandbox: Sandbox, api: Bitrix24Api
+) -> None:
+    api.seed_records(20, seed=2)
+    api.operating.charge("webhook", "crm.contact.list", 200.0)
+    url = api.webhook_url(sandbox.url)
+    single = requests.post(f"{url}crm.contact.list.json", json={}, timeout=5).json()
+    batch = requests.post(
+        f"{url}batch.json",
+        json={"halt": 0, "cmd": {"c0": "crm.contact.list", "c1": "crm.company.list"}},
+        timeout=5,
+    ).json()
+
+    contacts_used, reset_at = api.operating.report("webhook", "crm.contact.list")
+    times = batch["result"]["result_time"]
+    assert 200.0 < single["time"]["operating"] < times["c0"]["operating"] == contacts_used
+    assert times["c0"]["operating_reset_at"] == reset_at
+    assert 0 < times["c1"]["operating"] < 1  # crm.company.list keeps a budget of its own
+    assert batch["time"]["operating"] == 0
+    # The connector, an application, has spent nothing yet: budgets are per caller.
+    assert api.operating.report("application", "crm.contact.list")[0] == 0
+
+
+def test_the_connector_reports_the_operating_time_the_portal_counted(
+    sandbox: Sandbox, api: Bitrix24Api
+) -> None:
+    api.seed_records(20, seed=2)
+    api.operating.charge("application", "crm.contact.list", 300.0)
+    connector = connect(sandbox)
+
+    read_everything(connector)
+
+    used, reset_at = api.operating.report("application", "crm.contact.list")
+    assert connector.headroom() == {
+        "operating": {
+            "used": used,
+            "limit": 480,
+            "unit": "seconds",
+            "window": "10min",
+            "scope": "crm.contact.list",
+            "resets_at": datetime.fromtimestamp(reset_at, UTC).isoformat(),
+        }
+    }
+    assert used > 300.0
+
+
 def test_a_webhook_connects_and_a_wrong_code_is_refused(sandbox: Sandbox, api: Bitrix24Api) -> None:
     api.seed_records(10, seed=1)
     hooked = Bitrix24Connector("b24", {"webhook_url": api.webhook_url(sandbox.url)})
@@ -378,3 +445,34 @@ def test_seeded_data_is_typed_the_way_people_type_it(api: Bitrix24Api) -> None:
     deals = api.snapshot("deals")
     assert len(deals) == 40
     assert all(d["CONTACT_IDS"] for d in deals.values())
+
+
+def test_revoked_credentials_get_bitrix24s_own_refusals_and_new_ones_work(
+    api: Bitrix24Api, sandbox: Sandbox
+) -> None:
+    old = api.connector_settings(sandbox.url)
+    old_webhook = api.webhook_url(sandbox.url)
+
+    def refresh(settings: dict[str, Any]) -> requests.Response:
+        params = {key: settings[key] for key in ("client_id", "client_secret", "refresh_token")}
+        return requests.get(
+            settings["oauth_url"], params={"grant_type": "refresh_token", **params}, timeout=5
+        )
+
+    api.revoke_credentials()
+
+    refused = refresh(old)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_grant"
+    answer = requests.get(
+        f"{sandbox.url}/rest/crm.contact.list", params={"auth": old["access_token"]}, timeout=5
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_token"
+    hooked = requests.get(f"{old_webhook}crm.contact.list", timeout=5)
+    assert hooked.status_code == 401
+    assert hooked.json()["error"] == "NO_AUTH_FOUND"
+
+    new = api.connector_settings(sandbox.url)
+    assert refresh(new).status_code == 200
+    assert requests.get(f"{api.webhook_url(sandbox.url)}crm.contact.list", timeout=5).ok

@@ -11,11 +11,13 @@ import pytest
 import responses
 from responses import matchers
 
+from connectors.base import ReportsHeadroom
 from connectors.errors import (
     AuthError,
     ConnectorConfigError,
     RateLimited,
     RecordRejected,
+    VendorError,
 )
 from connectors.hubspot.connector import HubSpotConnector, HubSpotSettings
 from connectors.hubspot.errors import DailyLimitReached
@@ -115,6 +117,25 @@ def test_full_read_lists_100_with_mapped_properties_and_pages_with_after(
     assert first.records[1].modified_at == datetime(2023, 12, 13, 22, 45, 30, 353000, tzinfo=UTC)
     assert second.next_token is None
     assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {PRIVATE}"
+
+
+def test_a_garbage_modified_time_is_a_vendor_error_naming_record_and_value(
+    rsps: responses.RequestsMock,
+) -> None:
+    page = sample("hubspot-contacts-list-page")
+    page["results"][1]["properties"]["lastmodifieddate"] = "yesterday-ish"
+    page["results"][1]["updatedAt"] = "yesterday-ish"
+    rsps.get(CONTACTS, json=page)
+    hs, _ = private_app()
+
+    # Not a ValueError escaping the connector (that stopped the whole run): HubSpot's answer
+    # cannot be used, the system is dropped from this run, and the message names the culprit.
+    with pytest.raises(VendorError) as info:
+        hs.read_changes("contacts", None, None, CONTACT_FIELDS)
+
+    assert info.value.message == (
+        "HubSpot contacts 51 came without a readable modified time ('yesterday-ish')"
+    )
 
 
 def test_references_come_from_one_v4_batch_read_per_page(rsps: responses.RequestsMock) -> None:
@@ -510,6 +531,52 @@ def test_daily_limit_is_not_retried(rsps: responses.RequestsMock) -> None:
     assert not isinstance(DailyLimitReached("x"), RateLimited)
 
 
+def rate_headers(remaining: int, daily_remaining: int | None = None) -> dict[str, str]:
+    """HubSpot's rate-limit headers; the daily ones only where HubSpot sends them."""
+    headers = {
+        "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+        "X-HubSpot-RateLimit-Max": "100",
+        "X-HubSpot-RateLimit-Remaining": str(remaining),
+    }
+    if daily_remaining is not None:
+        headers["X-HubSpot-RateLimit-Daily"] = "250000"
+        headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(daily_remaining)
+    return headers
+
+
+def test_headroom_is_the_ten_second_and_daily_budgets_of_the_latest_answers(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.get(CONTACTS, json={"results": []}, headers=rate_headers(99, 249_001))
+    rsps.get(CONTACTS, json={"results": []}, headers=rate_headers(98, 249_000))
+    # Search answers carry no rate-limit headers: they change nothing.
+    rsps.post(f"{CONTACTS}/search", json={"total": 0, "results": []})
+    hs, _ = private_app()
+    assert isinstance(hs, ReportsHeadroom)
+    assert hs.headroom() == {}
+
+    hs.check()
+    hs.read_changes("contacts", None, None, CONTACT_FIELDS)
+    hs.read_changes("contacts", datetime(2025, 1, 1, tzinfo=UTC), None, CONTACT_FIELDS)
+
+    assert hs.headroom() == {
+        "10s": {"remaining": 98, "limit": 100, "window": "10s"},
+        "daily": {"remaining": 249_000, "limit": 250_000, "window": "day"},
+    }
+
+
+def test_an_oauth_app_is_told_no_daily_budget_so_reports_none(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(TOKEN_URL, json=token_answer("access-one-0001"))
+    rsps.get(CONTACTS, json={"results": []}, headers=rate_headers(95))
+    hs, _ = oauth_app()
+
+    hs.check()
+
+    assert hs.headroom() == {"10s": {"remaining": 95, "limit": 100, "window": "10s"}}
+
+
 # ---------------------------------------------------------------------------------- writes
 
 
@@ -621,6 +688,57 @@ def test_batch_refused_whole_for_one_record_is_split_until_it_stands_alone(
     assert error.code == "PROPERTY_DOESNT_EXIST"
     assert error.field == "first000name"
     assert len(rsps.calls) == 5  # [ABCD] → [AB] → [A], [B]; [CD]
+
+
+def test_a_plain_create_sends_the_records_associations_with_it(
+    rsps: responses.RequestsMock,
+) -> None:
+    # Record and associations in one call: a run killed between a create and a later
+    # association call would leave a deal without its company, so without the key (name within
+    # company) by which the next run knows the deal as its own, and it would be created again.
+    primary_company = {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 5}
+    contact = {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}
+    rsps.post(
+        f"{BASE}/crm/v3/objects/deals/batch/create",
+        status=201,
+        json={
+            "status": "COMPLETE",
+            "results": [
+                {
+                    "id": "501",
+                    "properties": {"dealname": "Pilot"},
+                    "updatedAt": "2026-03-01T10:00:00.000Z",
+                    "objectWriteTraceId": "0",
+                }
+            ],
+        },
+        match=[
+            matchers.json_params_matcher(
+                {
+                    "inputs": [
+                        {
+                            "properties": {"dealname": "Pilot"},
+                            "objectWriteTraceId": "0",
+                            "associations": [
+                                {"to": {"id": "77"}, "types": [primary_company]},
+                                {"to": {"id": "8"}, "types": [contact]},
+                                {"to": {"id": "9"}, "types": [contact]},
+                            ],
+                        }
+                    ]
+                }
+            )
+        ],
+    )
+    hs, _ = private_app()
+
+    [result] = hs.create(
+        "deals", [{"dealname": "Pilot", "company_id": "77", "contact_ids": ["9", "8"]}]
+    )
+
+    assert result.ok
+    assert result.remote_id == "501"
+    assert len(rsps.calls) == 1  # no v4 association call after it
 
 
 def test_batch_update_207_reports_the_missing_record_only(rsps: responses.RequestsMock) -> None:
@@ -786,3 +904,54 @@ def test_page_tokens_are_opaque_text_that_survives_a_restart(rsps: responses.Req
     assert parse_qs(f"t={token}")["t"] == [token]  # URL- and database-safe
     with pytest.raises(RecordRejected):
         hs.read_changes("tickets", None, None, [])
+
+
+def test_a_revoked_refresh_token_names_the_setting_to_replace(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.post(
+        TOKEN_URL,
+        status=400,
+        json={"status": "BAD_REFRESH_TOKEN", "message": "missing or unknown refresh token"},
+    )
+    hs, _ = oauth_app()
+
+    with pytest.raises(AuthError) as raised:
+        hs.check()
+
+    assert str(raised.value) == (
+        "hs: POST /oauth/v1/token: the OAuth refresh token was refused (HTTP 400 "
+        "BAD_REFRESH_TOKEN: missing or unknown refresh token): it was revoked or the app "
+        "uninstalled; install the app again and set systems.hs.refresh_token to the refresh "
+        "token it gives"
+    )
+    assert raised.value.exit_code == 3
+
+
+def test_a_refused_client_names_the_client_settings_only(rsps: responses.RequestsMock) -> None:
+    rsps.post(
+        TOKEN_URL,
+        status=400,
+        json={"status": "BAD_CLIENT_ID", "message": "missing or unknown client id"},
+    )
+    hs, _ = oauth_app()
+
+    with pytest.raises(AuthError) as raised:
+        hs.check()
+
+    text = str(raised.value)
+    assert "systems.hs.client_id and systems.hs.client_secret" in text
+    assert "refresh_token" not in text
+
+
+def test_a_refused_private_app_token_names_the_setting_to_replace(
+    rsps: responses.RequestsMock,
+) -> None:
+    rsps.get(CONTACTS, status=401, json={"status": "error", "category": "INVALID_AUTHENTICATION"})
+    hs, _ = private_app()
+
+    with pytest.raises(AuthError) as raised:
+        hs.check()
+
+    assert "private-app token" in str(raised.value)
+    assert str(raised.value).endswith("set systems.hs.token")

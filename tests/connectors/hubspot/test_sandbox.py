@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -155,6 +155,88 @@ def test_bad_records_are_rejected_alone_with_hubspot_codes(live: Any) -> None:
     missing = hs.update("contacts", [("424242", {"firstname": "X"})])[0]
     assert missing.error is not None
     assert missing.error.code == "OBJECT_NOT_FOUND"
+
+
+def _post(api: HubSpotApi, sandbox: Sandbox, path: str, body: Any) -> requests.Response:
+    return requests.post(
+        f"{sandbox.url}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {api.private_app_token}"},
+        timeout=5,
+    )
+
+
+def test_a_bad_value_refuses_its_record_alone_in_a_207_naming_it(live: Any) -> None:
+    api, sandbox, _ = live
+    first, second = sorted(api.snapshot("deals"))[:2]
+
+    update = _post(
+        api,
+        sandbox,
+        "/crm/v3/objects/deals/batch/update",
+        {
+            "inputs": [
+                {"id": first, "properties": {"dealstage": "awaitinglegal"}},
+                {"id": second, "properties": {"dealname": "Renamed"}},
+            ]
+        },
+    )
+    create = _post(
+        api,
+        sandbox,
+        "/crm/v3/objects/companies/batch/create",
+        {
+            "inputs": [
+                {"properties": {"name": "N" * 65_537}, "objectWriteTraceId": "0"},
+                {"properties": {"name": "Fits"}, "objectWriteTraceId": "1"},
+            ]
+        },
+    )
+
+    assert update.status_code == 207
+    [error] = update.json()["errors"]
+    assert (error["category"], error["context"]) == ("VALIDATION_ERROR", {"ids": [first]})
+    assert error["errors"][0]["code"] == "INVALID_OPTION"
+    assert error["errors"][0]["context"] == {"propertyName": ["dealstage"]}
+    assert api.snapshot("deals")[second]["dealname"] == "Renamed"
+    assert create.status_code == 207
+    [error] = create.json()["errors"]
+    assert error["context"] == {"objectWriteTraceId": ["0"]}
+    assert error["errors"][0]["context"] == {"propertyName": ["name"]}
+    assert "65,536" in error["errors"][0]["message"]
+    assert [r["properties"]["name"] for r in create.json()["results"]] == ["Fits"]
+
+
+def test_without_trace_ids_one_bad_value_refuses_the_whole_batch_create(live: Any) -> None:
+    api, sandbox, _ = live
+    before = len(api.snapshot("companies"))
+
+    answer = _post(
+        api,
+        sandbox,
+        "/crm/v3/objects/companies/batch/create",
+        {"inputs": [{"properties": {"name": "N" * 65_537}}, {"properties": {"name": "Fits"}}]},
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["category"] == "VALIDATION_ERROR"
+    assert len(api.snapshot("companies")) == before
+
+
+def test_the_connector_reads_per_record_refusals_with_code_and_property(live: Any) -> None:
+    api, _, hs = live
+    deal = sorted(api.snapshot("deals"))[0]
+
+    created = hs.create(
+        "contacts", [{"email": "a@x.example", "firstname": "F" * 65_537}, {"email": "b@x.example"}]
+    )
+    [updated] = hs.update("deals", [(deal, {"closedate": "2026-02-30"})])
+
+    assert created[0].error is not None
+    assert (created[0].error.code, created[0].error.field) == ("VALUE_TOO_LONG", "firstname")
+    assert created[1].ok
+    assert updated.error is not None
+    assert (updated.error.code, updated.error.field) == ("INVALID_DATE", "closedate")
 
 
 def test_merged_contacts_and_deals_are_read_under_the_survivor(live: Any) -> None:
@@ -354,6 +436,47 @@ def test_expired_tokens_are_refreshed_and_burst_429_has_hubspot_shape(live: Any)
     assert "Retry-After" not in limited.headers
 
 
+def test_the_daily_headers_count_each_call_of_the_day_and_start_again_at_midnight() -> None:
+    api = HubSpotApi(SandboxOptions(seed=3))
+    token = {"Authorization": f"Bearer {api.private_app_token}"}
+    with Sandbox(api) as sandbox:
+        url = f"{sandbox.url}/crm/v3/objects/contacts"
+
+        def daily_remaining() -> int:
+            answer = requests.get(url, headers=token, timeout=5)
+            assert answer.headers["X-HubSpot-RateLimit-Daily"] == str(hubspot_sandbox.DAILY)
+            return int(answer.headers["X-HubSpot-RateLimit-Daily-Remaining"])
+
+        counted = [daily_remaining() for _ in range(3)]
+        searched = requests.post(f"{url}/search", json={}, headers=token, timeout=5)
+        after_search = daily_remaining()
+        now = api.clock.now()
+        midnight = datetime.combine(now.date() + timedelta(days=1), time(), UTC)
+        api.clock.advance((midnight - now).total_seconds())
+        next_day = daily_remaining()
+
+    assert counted == [hubspot_sandbox.DAILY - n for n in (1, 2, 3)]
+    assert "X-HubSpot-RateLimit-Daily-Remaining" not in searched.headers
+    assert after_search == hubspot_sandbox.DAILY - 4  # search has its own budget
+    assert next_day == hubspot_sandbox.DAILY - 1
+
+
+def test_oauth_calls_get_the_ten_second_headers_and_no_daily_ones(live: Any) -> None:
+    api, sandbox, hs = live
+    hs.check()
+    access = api.tokens.issue()
+
+    answer = requests.get(
+        f"{sandbox.url}/crm/v3/objects/contacts",
+        headers={"Authorization": f"Bearer {access}"},
+        timeout=5,
+    )
+
+    assert int(answer.headers["X-HubSpot-RateLimit-Remaining"]) == api.burst.remaining()
+    assert "X-HubSpot-RateLimit-Daily" not in answer.headers
+    assert set(hs.headroom()) == {"10s"}
+
+
 def test_removed_records_are_read_as_deletes(live: Any) -> None:
     api, _, hs = live
     before = datetime.now(UTC).replace(microsecond=0)
@@ -407,3 +530,34 @@ def test_batch_writes_stamped_alike_still_read_200_new_records_a_page(live: Any)
     records = read_all(hs, "contacts", datetime.fromtimestamp(start / 1000, UTC))
     assert sorted(r.id for r in records) == sorted(written)
     assert sandbox.calls.count("POST", "/crm/v3/objects/contacts/search") == 3
+
+
+def test_revoked_credentials_get_hubspots_own_refusals_and_new_ones_work(live: Any) -> None:
+    api, sandbox, _ = live
+    old = api.connector_settings(sandbox.url)
+    old_private = api.private_app_token
+    contacts = f"{sandbox.url}/crm/v3/objects/contacts"
+
+    def refresh(settings: dict[str, Any]) -> requests.Response:
+        form = {key: settings[key] for key in ("client_id", "client_secret", "refresh_token")}
+        return requests.post(
+            f"{sandbox.url}/oauth/v1/token", data={"grant_type": "refresh_token", **form}, timeout=5
+        )
+
+    access = refresh(old).json()["access_token"]
+    api.revoke_credentials()
+
+    refused = refresh(old)
+    assert refused.status_code == 400
+    assert refused.json()["status"] == "BAD_REFRESH_TOKEN"
+    for token in (access, old_private):
+        answer = requests.get(contacts, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert answer.status_code == 401
+        assert answer.json()["category"] == "INVALID_AUTHENTICATION"
+
+    new = api.connector_settings(sandbox.url)
+    assert new["refresh_token"] != old["refresh_token"]
+    fresh = refresh(new).json()["access_token"]
+    for token in (fresh, api.private_app_token):
+        answer = requests.get(contacts, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert answer.status_code == 200

@@ -803,3 +803,38 @@ def test_statuses_without_suitecrms_body_are_plain_http() -> None:
         response.status_code = status
         response._content = b"<html>proxy</html>"
         assert type(classify_suitecrm(response)) is kind
+
+
+def test_a_refused_login_names_the_user_settings(rsps: responses.RequestsMock) -> None:
+    refusal = {
+        "error": "invalid_grant",
+        "error_description": "The user credentials were incorrect.",
+        "message": "The user credentials were incorrect.",
+    }
+    rsps.post(TOKEN_URL, status=400, json=refusal)
+    crm, _ = make()
+
+    with pytest.raises(AuthError) as raised:
+        crm.check()
+
+    assert str(raised.value) == (
+        "suite: POST /legacy/Api/access_token: the API user's login was refused (HTTP 400 "
+        "invalid_grant: The user credentials were incorrect.): set systems.suite.username and "
+        "systems.suite.password to the user's current ones"
+    )
+    assert PASSWORD not in str(raised.value)
+
+
+def test_a_refused_client_names_the_client_settings_and_the_grant(
+    rsps: responses.RequestsMock,
+) -> None:
+    refusal = {"error": "invalid_client", "error_description": "Client authentication failed"}
+    rsps.post(TOKEN_URL, status=401, json=refusal)
+    crm, _ = make()
+
+    with pytest.raises(AuthError) as raised:
+        crm.check()
+
+    text = str(raised.value)
+    assert "set systems.suite.client_id and systems.suite.client_secret" in text
+    assert "made for the password grant" in text

@@ -430,3 +430,42 @@ def test_seeded_data_looks_like_people_typed_it(api: SuiteCrmApi) -> None:
     for object_type, rows in (("companies", companies), ("contacts", people), ("deals", deals)):
         for fields in list(rows.values())[:20]:
             assert fieldmap.to_canonical(object_type, fields)
+
+
+def test_revoked_credentials_get_leagues_refusals_and_new_ones_work(
+    api: SuiteCrmApi, sandbox: Sandbox
+) -> None:
+    old = api.connector_settings(sandbox.url)
+    token_url = f"{sandbox.url}/legacy/Api/access_token"
+    password_grant = {
+        "grant_type": "password",
+        **{key: old[key] for key in ("client_id", "client_secret", "username", "password")},
+    }
+    issued = requests.post(token_url, data=password_grant, timeout=5).json()
+    api.revoke_credentials()
+
+    wrong_secret = requests.post(token_url, data=password_grant, timeout=5)
+    assert wrong_secret.status_code == 401
+    assert wrong_secret.json()["error"] == "invalid_client"
+    new = api.connector_settings(sandbox.url)
+    assert new["client_secret"] != old["client_secret"]
+    old_refresh = requests.post(
+        token_url,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": new["client_id"],
+            "client_secret": new["client_secret"],
+            "refresh_token": issued["refresh_token"],
+        },
+        timeout=5,
+    )
+    assert old_refresh.status_code == 401
+    assert old_refresh.json()["error"] == "invalid_request"
+    contacts = f"{sandbox.url}/legacy/Api/V8/module/Contacts"
+    revoked = requests.get(
+        contacts, headers={"Authorization": f"Bearer {issued['access_token']}"}, timeout=5
+    )
+    assert revoked.status_code == 401
+    assert revoked.json()["hint"] == "Access token has been revoked"
+
+    assert connect(sandbox).read_changes("contacts", None, None, ["email1"]).records == []

@@ -19,6 +19,7 @@ from connectors.errors import (
     RecordRejected,
 )
 from connectors.zoho.connector import ZohoConnector, ZohoSettings
+from mappings.errors import MappingError
 from tests.connectors.conftest import sample
 
 ACCOUNTS = "https://accounts.zoho.eu"
@@ -936,9 +937,40 @@ def test_default_map_uses_stage_actual_values_both_ways() -> None:
         ("proposal", "Proposal/Price Quote"),
     ]:
         assert zoho.to_vendor("deals", {"name": "A", "stage": canonical})["Stage"] == actual
-    # A stage the org added itself is kept, not a mapping failure.
-    assert zoho.to_canonical("deals", {"Deal_Name": "A", "Stage": "Perception Analysis"})[
-        "stage"
-    ] == ("Perception Analysis")
+    # A stage the org added itself is not guessed at: it names the stage and where to map it.
+    with pytest.raises(MappingError) as refused:
+        zoho.to_canonical("deals", {"Deal_Name": "A", "Stage": "Perception Analysis"})
+    assert refused.value.value == "Perception Analysis"
+    assert refused.value.vendor_field == "Stage"
+    assert refused.value.map_key == "deals.fields.stage.values"
     company = zoho.to_canonical("companies", {"Account_Name": "Z", "Website": "https://www.z.io"})
     assert company["domain"] == "z.io"
+
+
+def test_a_revoked_refresh_token_names_the_setting_to_replace(
+    rsps: responses.RequestsMock, refresh_token: str
+) -> None:
+    rsps.post(TOKEN_URL, json={"error": "invalid_code"})
+    crm, _ = make(refresh_token)
+
+    with pytest.raises(AuthError) as raised:
+        crm.check()
+
+    text = str(raised.value)
+    assert text.startswith("zoho-eu: POST /oauth/v2/token: the refresh token was refused")
+    assert text.endswith("set systems.zoho-eu.refresh_token")
+    assert raised.value.exit_code == 3
+
+
+def test_a_refused_client_names_the_client_settings_only(
+    rsps: responses.RequestsMock, refresh_token: str
+) -> None:
+    rsps.post(TOKEN_URL, json={"error": "invalid_client"})
+    crm, _ = make(refresh_token)
+
+    with pytest.raises(AuthError) as raised:
+        crm.check()
+
+    text = str(raised.value)
+    assert "systems.zoho-eu.client_id and systems.zoho-eu.client_secret" in text
+    assert "refresh_token" not in text

@@ -283,6 +283,63 @@ def test_malformed_email_and_unknown_id_are_rejected_per_record(
     assert api.snapshot("contacts")[person]["Title"] == "CTO"
 
 
+def test_text_longer_than_its_field_is_refused_per_record_with_the_maximum_length(
+    api: ZohoApi, sandbox: Sandbox
+) -> None:
+    account = api.insert("companies", {"Account_Name": "Acme"})
+    crm = connect(sandbox)
+
+    results = crm.create(
+        "contacts",
+        [
+            {"First_Name": "A" * 40, "Last_Name": "Fits", "Account_Name": account},
+            {"First_Name": "A" * 41, "Last_Name": "Over"},
+            {"Last_Name": "L" * 81},
+            {"Last_Name": "Title", "Title": "T" * 256},
+        ],
+    )
+    companies = crm.create("companies", [{"Account_Name": "C" * 201}, {"Account_Name": "C" * 200}])
+
+    assert results[0].ok
+    refused = [(r.error.code, r.error.field) for r in results[1:] if r.error]
+    assert refused == [
+        ("INVALID_DATA", "First_Name"),
+        ("INVALID_DATA", "Last_Name"),
+        ("INVALID_DATA", "Title"),
+    ]
+    assert results[1].error is not None
+    assert "maximum_length=40" in results[1].error.message
+    assert [c.ok for c in companies] == [False, True]
+    assert sorted(p["Last_Name"] for p in api.snapshot("contacts").values()) == ["Fits"]
+
+
+def test_length_refusal_has_zohos_documented_shape(api: ZohoApi, sandbox: Sandbox) -> None:
+    crm = connect(sandbox)
+    token = crm._account.auth.token()
+    answer = requests.post(
+        f"{sandbox.url}/crm/v8/Contacts",
+        json={"data": [{"Last_Name": "Dahl", "First_Name": "F" * 41}]},
+        headers={"Authorization": f"Zoho-oauthtoken {token}"},
+        timeout=5,
+    )
+
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "data": [
+            {
+                "code": "INVALID_DATA",
+                "details": {
+                    "maximum_length": 40,
+                    "api_name": "First_Name",
+                    "json_path": "$.data[0].First_Name",
+                },
+                "message": "invalid data",
+                "status": "error",
+            }
+        ]
+    }
+
+
 def test_deletes_are_read_back_from_the_deleted_list(api: ZohoApi, sandbox: Sandbox) -> None:
     api.seed_records(20, seed=4)
     crm = connect(sandbox)
@@ -384,3 +441,38 @@ def test_seeded_data_looks_like_people_typed_it(api: ZohoApi) -> None:
     deal = next(iter(api.snapshot("deals").values()))
     assert len(deal["Contact_Name"]) == 1
     assert deal["Account_Name"]
+
+
+def test_revoked_credentials_get_zohos_own_refusals_and_new_ones_work(
+    api: ZohoApi, sandbox: Sandbox
+) -> None:
+    def refresh(refresh_token: str) -> requests.Response:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": api.client_id,
+            "client_secret": api.client_secret,
+            "refresh_token": refresh_token,
+        }
+        return requests.post(f"{sandbox.url}/oauth/v2/token", data=form, timeout=5)
+
+    def contacts(access_token: str) -> requests.Response:
+        return requests.get(
+            f"{sandbox.url}/crm/v8/Contacts",
+            params={"fields": "Email"},
+            headers={"Authorization": f"Zoho-oauthtoken {access_token}"},
+            timeout=5,
+        )
+
+    old_refresh = api.refresh_token
+    access = refresh(old_refresh).json()["access_token"]
+    api.revoke_credentials()
+
+    refused = refresh(old_refresh)
+    assert refused.status_code == 200  # Zoho refuses with HTTP 200 and an "error" key
+    assert refused.json() == {"error": "invalid_code"}
+    answer = contacts(access)
+    assert answer.status_code == 401
+    assert answer.json()["code"] == "INVALID_TOKEN"
+
+    assert api.connector_settings(sandbox.url)["refresh_token"] != old_refresh
+    assert contacts(refresh(api.refresh_token).json()["access_token"]).status_code == 204
