@@ -37,6 +37,12 @@ def build_connector(settings: Mapping[str, Any], system: str = "contract") -> Co
     return factory(system, factory.settings_model.model_validate(values))
 
 
+def is_credential(key: str) -> bool:
+    """Whether a ``systems`` setting holds a credential: a secret, a token or a key
+    (Apptivo's ``api_key``/``access_key``, Insightly's ``api_key``)."""
+    return "secret" in key or "token" in key or key.endswith("key")
+
+
 def read_all(
     connector: Connector,
     object_type: str,
@@ -336,7 +342,7 @@ class ConnectorContract:
 
     def test_wrong_credentials_are_an_auth_error_naming_no_secret(self, sandbox: Sandbox) -> None:
         settings = sandbox.connector_settings()
-        secret_keys = [k for k in settings if "secret" in k or "token" in k]
+        secret_keys = [k for k in settings if is_credential(k)]
         assert secret_keys
         wrong = {**settings, **{key: "wrong-credential-value" for key in secret_keys}}
         connector = build_connector(wrong)
@@ -363,7 +369,7 @@ class ConnectorContract:
         assert message.startswith("crm_a: ")
         assert "systems.crm_a." in message  # the setting to change, as the config spells it
         for key, value in settings.items():
-            if ("secret" in key or "token" in key) and isinstance(value, str):
+            if is_credential(key) and isinstance(value, str):
                 assert value not in message, key
         # What the vendor hands out afterwards works.
         renewed = build_connector(sandbox.connector_settings(), system="crm_a")

@@ -1,0 +1,1 @@
+"""Apptivo connector and sandbox (``dao/v6``): customers, contacts, opportunities."""
