@@ -866,6 +866,11 @@ def check(config_path: ConfigOption = None, as_json: JsonOption = False) -> None
 # --------------------------------------------------------------------------- run
 
 
+QueueOption = Annotated[
+    str | None, typer.Option("--queue", help="Celery queue to send runs to (default: crmhub).")
+]
+
+
 @app.command("run")
 def run_command(
     ctx: typer.Context,
@@ -875,12 +880,25 @@ def run_command(
     once: Annotated[
         bool, typer.Option("--once", help="Run every sync that is due once, then exit.")
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="inprocess: run syncs here; celery: enqueue them for crmhub worker processes "
+            "(the config's broker).",
+        ),
+    ] = "inprocess",
+    queue: QueueOption = None,
     config_path: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run every sync on its schedule until SIGTERM or Ctrl-C (the current page finishes)."""
-    from hub.scheduler import run_daemon, run_due_once
+    from hub.scheduler import EXECUTORS, run_daemon, run_due_once
 
+    if executor not in EXECUTORS:
+        fail(f"--executor: {executor!r} is not one of {', '.join(EXECUTORS)}", EXIT_CONFIG)
+    if queue is not None and executor != "celery":
+        fail("--queue goes with --executor celery", EXIT_CONFIG)
     if not once and not (ctx.obj or {}).get("log_level_given"):
         # A daemon reports every run it starts and how it ended; one-off commands print their
         # own report and log only what went wrong.
@@ -888,9 +906,16 @@ def run_command(
     with _errors_to_exit_codes():
         config = _config(config_path)
         _require_known_syncs(config, names)
+        if executor == "celery":
+            _run_on_workers(config, names, once=once, queue=queue, as_json=as_json)
         if not once:
             raise typer.Exit(run_daemon(config.source, names))
         reports = run_due_once(config.source, names)
+    _print_reports(reports, as_json=as_json)
+    raise typer.Exit(max((report.exit_code for report in reports), default=0))
+
+
+def _print_reports(reports: Sequence[RunReport], *, as_json: bool) -> None:
     if as_json:
         _print_json([report.as_dict() for report in reports])
     else:
@@ -898,7 +923,67 @@ def run_command(
             _print_report(report)
         if not reports:
             err.print("crmhub: no sync was due", markup=False)
-    raise typer.Exit(max((report.exit_code for report in reports), default=0))
+
+
+def _run_on_workers(
+    config: Config, names: Sequence[str] | None, *, once: bool, queue: str | None, as_json: bool
+) -> NoReturn:
+    """``crmhub run --executor celery``: the daemon enqueues; ``--once`` also waits, and exits
+    as ``run --once`` does."""
+    from hub.scheduler import enqueue_due_once, run_daemon
+    from hub.workers import BrokerError
+
+    try:
+        if not once:
+            raise typer.Exit(run_daemon(config.source, names, executor="celery", queue=queue))
+        outcomes = enqueue_due_once(config.source, names, queue=queue)
+    except BrokerError as exc:
+        fail(str(exc), exc.exit_code)
+    reports = [outcome.report for outcome in outcomes if outcome.report is not None]
+    _print_reports(reports, as_json=as_json)
+    for outcome in outcomes:
+        if outcome.skipped:
+            err.print(f"crmhub: sync {outcome.sync} was running elsewhere; skipped", markup=False)
+        elif outcome.error is not None:
+            err.print(f"crmhub: sync {outcome.sync} not run: {outcome.error}", markup=False)
+    raise typer.Exit(max((outcome.exit_code for outcome in outcomes), default=0))
+
+
+# --------------------------------------------------------------------------- worker
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            "-n",
+            min=1,
+            help="Syncs this worker runs at once, each in its own process (default: 1).",
+        ),
+    ] = 1,
+    queues: Annotated[
+        list[str] | None,
+        typer.Option("--queues", "-Q", help="Queues to take runs from (default: crmhub)."),
+    ] = None,
+    config_path: ConfigOption = None,
+) -> None:
+    """Run syncs that crmhub run --executor celery enqueues, until SIGTERM (running syncs
+    finish; SIGQUIT or a second Ctrl-C stops at once, and their runs go to other workers)."""
+    from hub.workers import DEFAULT_QUEUE, BrokerError, run_worker
+
+    if not (ctx.obj or {}).get("log_level_given"):
+        logging.getLogger("crmhub").setLevel(logging.INFO)
+    chosen = [name for item in queues or [DEFAULT_QUEUE] for name in item.split(",") if name]
+    with _errors_to_exit_codes():
+        config = _config(config_path)
+        try:
+            code = run_worker(config, concurrency=concurrency, queues=chosen)
+        except BrokerError as exc:
+            fail(str(exc), exc.exit_code)
+    raise typer.Exit(code)
 
 
 # --------------------------------------------------------------------------- serve

@@ -5,7 +5,8 @@ Public entry points: :func:`load_config` (find, read and validate a file),
 ``CRMHUB_CONFIG``, then ``./crmhub.yaml``), the frozen models :class:`Config`,
 :class:`SystemConfig`, :class:`SyncConfig`, :class:`ConflictPolicy`, :class:`Schedule` and
 :class:`DashboardConfig`,
-:data:`DEFAULT_MATCH`, and :class:`ConfigError` with its :class:`ConfigProblem` entries.
+:data:`DEFAULT_MATCH`, :func:`mask_url` (a URL fit for a message), and :class:`ConfigError` with
+its :class:`ConfigProblem` entries.
 
 Every mistake in a file becomes one :class:`ConfigError` whose message is a single line naming
 the file, the key path and what is wrong; several mistakes are reported together, joined by
@@ -66,6 +67,7 @@ __all__ = [
     "SystemConfig",
     "find_config_path",
     "load_config",
+    "mask_url",
     "parse_config",
 ]
 
@@ -89,7 +91,33 @@ DEFAULT_MATCH: Mapping[str, MatchKeys] = types.MappingProxyType(
 
 _ACCESS: tuple[Access, ...] = ("both", "read", "write")
 _DELETES: tuple[DeletePolicy, ...] = ("ignore", "propagate", "unlink")
-_TOP_KEYS = ("database", "phone_region", "systems", "syncs", "dashboard")
+_TOP_KEYS = (
+    "database",
+    "phone_region",
+    "broker",
+    "rate_limit_storage",
+    "systems",
+    "syncs",
+    "dashboard",
+)
+# Celery brokers crmhub supports: Redis, or RabbitMQ (AMQP); "s" is the TLS form of each.
+_BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+# The synchronous storages of the ``limits`` library that connectors' rate limiters can use.
+_RATE_LIMIT_SCHEMES = (
+    "memory",
+    "redis",
+    "rediss",
+    "redis+unix",
+    "redis+sentinel",
+    "redis+cluster",
+    "valkey",
+    "valkeys",
+    "memcached",
+    "mongodb",
+    "mongodb+srv",
+)
+# The connector setting that a top-level ``rate_limit_storage`` fills in.
+_RATE_LIMIT_SETTING = "rate_limit_storage"
 # Keys of a system that crmhub itself reads; every other key belongs to the connector.
 _SYSTEM_KEYS = ("connector", "base_url", "phone_region", "map")
 _SYNC_KEYS = (
@@ -315,7 +343,7 @@ class SystemConfig(_Frozen):
         """This system for display, with secrets replaced by ``"***"``."""
         return {
             "connector": self.connector,
-            "base_url": _mask_url(self.base_url) if self.base_url else self.base_url,
+            "base_url": mask_url(self.base_url) if self.base_url else self.base_url,
             "phone_region": self.phone_region,
             "map": self.map,
             "settings": _redact_model(self.settings),
@@ -364,10 +392,18 @@ class DashboardConfig(_Frozen):
 
 
 class Config(_Frozen):
-    """A whole validated config file; ``source`` is its absolute path."""
+    """A whole validated config file; ``source`` is its absolute path.
+
+    ``broker`` is the Celery broker URL that ``crmhub worker`` and ``crmhub run --executor
+    celery`` use (None: no workers). ``rate_limit_storage`` is the ``limits`` storage URI given
+    to every system whose connector has a ``rate_limit_storage`` setting and does not set its
+    own: with a Redis URI, every worker spends one shared budget per vendor account.
+    """
 
     database: str
     phone_region: str | None = None
+    broker: str | None = None
+    rate_limit_storage: str | None = None
     systems: dict[str, SystemConfig]
     syncs: dict[str, SyncConfig]
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
@@ -384,8 +420,12 @@ class Config(_Frozen):
         """
         return {
             "source": str(self.source),
-            "database": _mask_url(self.database),
+            "database": mask_url(self.database),
             "phone_region": self.phone_region,
+            "broker": mask_url(self.broker) if self.broker else None,
+            "rate_limit_storage": (
+                mask_url(self.rate_limit_storage) if self.rate_limit_storage else None
+            ),
             "systems": {name: system.redacted_dict() for name, system in self.systems.items()},
             "syncs": {name: sync.model_dump(mode="json") for name, sync in self.syncs.items()},
             "dashboard": {
@@ -509,6 +549,7 @@ class _Parser:
         self.connector_loader = connector_loader
         self.problems: list[ConfigProblem] = []
         self.secrets: set[str] = set()
+        self.rate_limit_storage: str | None = None
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -562,6 +603,8 @@ class _Parser:
         data = self.expand(data, ())
         # Only where credentials live: elsewhere, names like custom.api_key are field names.
         self.remember_secrets(data.get("database"), secret=False)
+        self.remember_secrets(data.get("broker"), secret=False)
+        self.remember_secrets(data.get("rate_limit_storage"), secret=False)
         self.remember_secrets(data.get("systems"), secret=False)
         self.remember_secrets(data.get("dashboard"), secret=False)
         # Misplaced or not, a missing variable makes everything after it guesswork.
@@ -572,6 +615,18 @@ class _Parser:
                 self.problem((str(key),), _unknown_key(str(key), _TOP_KEYS))
         database = self.database(data.get("database"))
         phone_region = self.region(data.get("phone_region"), ("phone_region",))
+        broker = self.service_url(
+            data.get("broker"),
+            "broker",
+            _BROKER_SCHEMES,
+            "a Celery broker URL, redis://127.0.0.1:6379/0 or amqp://guest:guest@127.0.0.1:5672//",
+        )
+        self.rate_limit_storage = self.service_url(
+            data.get("rate_limit_storage"),
+            "rate_limit_storage",
+            _RATE_LIMIT_SCHEMES,
+            "a rate-limit storage URI, memory:// or redis://127.0.0.1:6379/0",
+        )
         raw_systems = data.get("systems")
         systems = self.systems(raw_systems)
         defined = [str(name) for name in raw_systems] if isinstance(raw_systems, dict) else []
@@ -581,6 +636,8 @@ class _Parser:
         return Config(
             database=database,
             phone_region=phone_region,
+            broker=broker,
+            rate_limit_storage=self.rate_limit_storage,
             systems=systems,
             syncs=syncs,
             dashboard=dashboard,
@@ -735,6 +792,27 @@ class _Parser:
             file = self.folder / file
         return url.set(database=str(file)).render_as_string(hide_password=False)
 
+    def service_url(
+        self, raw: Any, key: str, schemes: tuple[str, ...], expected: str
+    ) -> str | None:
+        """A URL of one of ``schemes`` under the top-level ``key``, or None when not given."""
+        if raw is None:
+            return None
+        scheme = ""
+        if isinstance(raw, str) and "://" in raw:
+            try:
+                parts = urlsplit(raw)
+            except ValueError:
+                parts = None
+            if parts is not None and (parts.netloc or parts.scheme == "memory"):
+                scheme = parts.scheme.lower()
+        if scheme not in schemes:
+            # The URL may hold a password: describe, never echo.
+            known = f" ({scheme}:// is not one of {', '.join(schemes)})" if scheme else ""
+            self.problem((key,), f"must be {expected}{known}")
+            return None
+        return str(raw)
+
     def region(self, raw: Any, path: _KeyPath) -> str | None:
         if raw is None:
             return None
@@ -865,6 +943,12 @@ class _Parser:
                 )
             else:
                 values["base_url"] = base_url
+        if (
+            self.rate_limit_storage is not None
+            and _RATE_LIMIT_SETTING not in values
+            and _RATE_LIMIT_SETTING in model.model_fields
+        ):
+            values[_RATE_LIMIT_SETTING] = self.rate_limit_storage
         for key in _secret_typed_keys(model):
             self.remember_secrets(values.get(key), secret=True)
         for key in _path_typed_keys(model):
@@ -1386,7 +1470,7 @@ def _url_password(text: str) -> str | None:
         return None
 
 
-def _mask_url(text: str) -> str:
+def mask_url(text: str) -> str:
     """``text`` with a URL's password and secret-named query parameters replaced by ***."""
     if "://" not in text:
         return text
@@ -1430,5 +1514,5 @@ def _redact_json(value: Any) -> Any:
     if isinstance(value, list):
         return [_redact_json(item) for item in value]
     if isinstance(value, str):
-        return _mask_url(value)
+        return mask_url(value)
     return value

@@ -127,7 +127,9 @@ def upgrade_schema(engine: Engine) -> None:
     cfg = _alembic_config(engine)
     head = ScriptDirectory.from_config(cfg).get_current_head()
     try:
-        if _current_revision(engine) == head:
+        # On SQLite even the first connection waits for the lock: it switches a new file to
+        # WAL, which fails at once ("database is locked") while another opener is migrating.
+        if engine.dialect.name != "sqlite" and _current_revision(engine) == head:
             return
         with _migrating_alone(engine):
             # Another process may have migrated while this one waited for the lock.

@@ -38,9 +38,9 @@ def process_owner() -> str:
 def owner_is_gone(owner: str) -> bool:
     """True when ``owner`` names a process of this host and pid namespace that has exited.
 
-    False whenever that cannot be known: an owner id of another form, another machine or
-    namespace, a platform without POSIX signals, or a live process (even an unrelated one that
-    took the pid over).
+    A process that exited but was not yet reaped (a zombie) has gone. False whenever that
+    cannot be known: an owner id of another form, another machine or namespace, a platform
+    without POSIX signals, or a live process (even an unrelated one that took the pid over).
     """
     scope, _, rest = owner.partition(":")
     pid_text, _, token = rest.partition(":")
@@ -55,4 +55,16 @@ def owner_is_gone(owner: str) -> bool:
         return True
     except PermissionError:
         return False  # it exists, under another user
-    return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """True when ``pid`` has exited but was not yet reaped. A Celery pool process killed with its
+    worker is one until init reaps it, and in a container without an init that can be a while;
+    signal 0 still finds it."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            # "pid (command) state ...": the command may hold spaces and parentheses.
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

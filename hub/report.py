@@ -2,8 +2,9 @@
 
 Public entry points: :class:`RunReport`, :class:`SystemFailure`.
 
-The engine fills a report as it goes; the CLI prints it, ``--json`` serialises it, and its
-exit code is the command's.
+The engine fills a report as it goes; the CLI prints it, ``--json`` serialises it (and a Celery
+worker returns it so, read back by :meth:`RunReport.from_dict`), and its exit code is the
+command's.
 """
 
 from __future__ import annotations
@@ -77,3 +78,27 @@ class RunReport:
             "planned": self.planned,
             "exit_code": self.exit_code,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunReport:
+        """The report :meth:`as_dict` described, as a worker returns it to the scheduler."""
+        report = cls(
+            sync=data["sync"],
+            run_id=data["run_id"],
+            dry_run=data["dry_run"],
+            started_at=datetime.fromisoformat(data["started_at"]),
+            finished_at=(
+                datetime.fromisoformat(data["finished_at"]) if data["finished_at"] else None
+            ),
+            status=data["status"],
+            failures=[SystemFailure(**failure) for failure in data["failures"]],
+            errors=list(data["errors"]),
+            planned=list(data["planned"]),
+            open_conflicts=data["open_conflicts"],
+            open_dead_letters=data["failed_records"],
+        )
+        for object_type, systems in data["counts"].items():
+            for system, counter in systems.items():
+                for what, n in counter.items():
+                    report.count(object_type, system, what, n)
+        return report

@@ -1,7 +1,7 @@
 """``crmhub run``: every sync on its schedule, until told to stop.
 
-Public entry points: :func:`run_daemon`, :func:`run_due_once`, :func:`run_scheduled_sync`,
-:class:`StandardCron` and :data:`STOP`.
+Public entry points: :func:`run_daemon`, :func:`run_due_once`, :func:`enqueue_due_once`,
+:func:`run_scheduled_sync`, :class:`StandardCron`, :data:`EXECUTORS` and :data:`STOP`.
 
 APScheduler runs one job per scheduled sync. Jobs live in the state database (table
 ``scheduler_jobs``), so a restarted daemon keeps their next run times; a sync never runs twice at
@@ -13,6 +13,10 @@ SIGTERM or Ctrl-C sets :data:`STOP`: a running sync finishes and commits its cur
 the daemon exits 0; the next start resumes from the cursors. ``--once`` runs every sync that is
 due (never run, or its schedule's next time after its last run has passed) and exits, for cron
 and containers.
+
+The executor says where runs happen: ``inprocess`` (the default) runs them in this process;
+``celery`` enqueues each run for ``crmhub worker`` processes (:mod:`hub.workers`), and with
+``--once`` waits for them.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -43,7 +47,19 @@ from hub.report import RunReport
 from hub.runtime import run_sync
 from hub.tables import runs
 
-__all__ = ["STOP", "StandardCron", "run_daemon", "run_due_once", "run_scheduled_sync"]
+if TYPE_CHECKING:
+    from hub.workers import Outcome
+
+__all__ = [
+    "EXECUTORS",
+    "STOP",
+    "Executor",
+    "StandardCron",
+    "enqueue_due_once",
+    "run_daemon",
+    "run_due_once",
+    "run_scheduled_sync",
+]
 
 log = logging.getLogger("crmhub.scheduler")
 
@@ -51,6 +67,9 @@ log = logging.getLogger("crmhub.scheduler")
 STOP = threading.Event()
 
 JOBS_TABLE = "scheduler_jobs"
+
+Executor: TypeAlias = Literal["inprocess", "celery"]
+EXECUTORS: tuple[Executor, ...] = ("inprocess", "celery")
 
 
 class StandardCron(BaseTrigger):  # type: ignore[misc]
@@ -152,28 +171,58 @@ def _due(schedule: Schedule, last_start: datetime | None, now: datetime) -> bool
     return last_start is None or schedule.next_after(last_start) <= now
 
 
-def run_due_once(
-    config_path: Path, names: Sequence[str] | None = None, *, now: datetime | None = None
-) -> list[RunReport]:
-    """Run every scheduled sync that is due, one after the other; the reports of those run."""
-    config, scheduled, last = _scheduled_syncs(config_path, names)
+def _due_now(
+    scheduled: dict[str, Schedule], last: dict[str, datetime], now: datetime | None
+) -> list[str]:
     moment = now or datetime.now(UTC)
-    reports: list[RunReport] = []
+    due = []
     for name, schedule in scheduled.items():
-        if STOP.is_set():
-            break
-        if not _due(schedule, last.get(name), moment):
+        if _due(schedule, last.get(name), moment):
+            due.append(name)
+        else:
             log.info(
                 "sync %s is not due until %s",
                 name,
                 schedule.next_after(last[name]),
                 extra={"sync": name},
             )
-            continue
+    return due
+
+
+def run_due_once(
+    config_path: Path, names: Sequence[str] | None = None, *, now: datetime | None = None
+) -> list[RunReport]:
+    """Run every scheduled sync that is due, one after the other; the reports of those run."""
+    config, scheduled, last = _scheduled_syncs(config_path, names)
+    reports: list[RunReport] = []
+    for name in _due_now(scheduled, last, now):
+        if STOP.is_set():
+            break
         report = run_scheduled_sync(str(config.source), name)
         if report is not None:
             reports.append(report)
     return reports
+
+
+def enqueue_due_once(
+    config_path: Path,
+    names: Sequence[str] | None = None,
+    *,
+    queue: str | None = None,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """Enqueue every scheduled sync that is due for the Celery workers and wait for them all;
+    each run's outcome, in the config's order."""
+    from hub.workers import DEFAULT_QUEUE, app_for, check_broker, enqueue, wait_for
+
+    config, scheduled, last = _scheduled_syncs(config_path, names)
+    app = app_for(config)
+    check_broker(app)
+    due = _due_now(scheduled, last, now)
+    results = enqueue(app, config.source, due, queue=queue or DEFAULT_QUEUE)
+    if due:
+        log.info("enqueued %s; waiting for the workers", ", ".join(due))
+    return wait_for(due, results)
 
 
 @contextmanager
@@ -190,9 +239,24 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_daemon(config_path: Path, names: Sequence[str] | None = None) -> int:
-    """Run the scheduled syncs until SIGTERM or Ctrl-C (:data:`STOP`); 0 after a clean stop."""
+def run_daemon(
+    config_path: Path,
+    names: Sequence[str] | None = None,
+    *,
+    executor: Executor = "inprocess",
+    queue: str | None = None,
+) -> int:
+    """Run the scheduled syncs until SIGTERM or Ctrl-C (:data:`STOP`); 0 after a clean stop.
+
+    With the ``celery`` executor each turn enqueues the run for the workers instead."""
     config, scheduled, last = _scheduled_syncs(config_path, names)
+    job_function: Callable[..., Any] = run_scheduled_sync
+    job_args: list[str] = []
+    if executor == "celery":
+        from hub.workers import DEFAULT_QUEUE, app_for, check_broker, enqueue_scheduled_sync
+
+        check_broker(app_for(config))
+        job_function, job_args = enqueue_scheduled_sync, [queue or DEFAULT_QUEUE]
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=config.database, tablename=JOBS_TABLE)},
         executors={"default": ThreadPoolExecutor(max_workers=len(scheduled))},
@@ -211,9 +275,9 @@ def run_daemon(config_path: Path, names: Sequence[str] | None = None) -> int:
             due = _due(schedule, last.get(name), now)
             first = now if due else schedule.next_after(last[name])
             scheduler.add_job(
-                run_scheduled_sync,
+                job_function,
                 _trigger(schedule),
-                args=[str(config.source), name],
+                args=[str(config.source), name, *job_args],
                 id=name,
                 name=f"sync {name} ({schedule})",
                 replace_existing=True,

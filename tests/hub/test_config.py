@@ -79,6 +79,19 @@ class ApiKeyConnector:
     vendor: ClassVar[str] = "zoho"
 
 
+class BudgetSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_limit_storage: str = "memory://"
+
+
+class BudgetConnector:
+    """Shares its vendor budget through ``rate_limit_storage``, as the HTTP connectors do."""
+
+    settings_model: ClassVar[type[BaseModel]] = BudgetSettings
+    vendor: ClassVar[str] = "bitrix24"
+
+
 STAND_INS: dict[str, Any] = {
     "memory": MemoryStandIn,
     "hubspot": TokenConnector,
@@ -439,7 +452,7 @@ def test_duplicate_keys_are_an_error(folder: Path) -> None:
 def test_top_level_must_be_a_mapping(folder: Path) -> None:
     assert message_of("- systems\n", folder) == (
         "crmhub.yaml: the top level must be a mapping with keys database, phone_region, "
-        "systems, syncs, dashboard, not a list"
+        "broker, rate_limit_storage, systems, syncs, dashboard, not a list"
     )
     assert message_of("", folder).startswith("crmhub.yaml: the file is empty;")
 
@@ -783,3 +796,75 @@ def test_the_four_crm_example_loads_with_every_connector() -> None:
     sync = config.syncs["everywhere"]
     assert sync.readers == ("hubspot", "zoho", "suitecrm", "bitrix24")
     assert sync.delete_sweep_seconds == 86400
+
+
+# ------------------------------------------------------------------- scale-out: broker, budget
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "amqp://guest:guest@127.0.0.1:5672//", "rediss://h:6380/1"]
+)
+def test_broker_takes_a_redis_or_rabbitmq_url(folder: Path, url: str) -> None:
+    config = parse(f"broker: '{url}'\n" + TWO_MEMORY, folder)
+    assert config.broker == url
+    assert parse(TWO_MEMORY, folder).broker is None
+
+
+def test_broker_password_is_masked_for_display_and_never_echoed(folder: Path) -> None:
+    config = parse("broker: amqp://crm:hunter2hunter@mq:5672//\n" + TWO_MEMORY, folder)
+    assert config.redacted_dict()["broker"] == "amqp://crm:***@mq:5672//"
+    message = message_of("broker: http://crm:hunter2hunter@mq:5672//\n" + TWO_MEMORY, folder)
+    assert message.startswith("crmhub.yaml: broker: must be a Celery broker URL")
+    assert "http:// is not one of redis, rediss, amqp, amqps" in message
+    assert "hunter2hunter" not in message
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:6379", "42", "redis://"])
+def test_a_broker_that_is_no_url_is_named(folder: Path, value: str) -> None:
+    assert error_of(f"broker: {value}\n" + TWO_MEMORY, folder).key_path == "broker"
+
+
+def parse_with_budget(text: str, folder: Path) -> Config:
+    """Parse with the stand-ins plus ``budget``, a connector with a ``rate_limit_storage``."""
+    return parse_config(
+        dedent(text),
+        source=folder / "crmhub.yaml",
+        environ={},
+        connector_loader=lambda name: (
+            BudgetConnector if name == "budget" else stand_in_loader(name)
+        ),
+    )
+
+
+def test_top_level_rate_limit_storage_reaches_every_system_without_its_own(folder: Path) -> None:
+    config = parse_with_budget(
+        """\
+        rate_limit_storage: redis://127.0.0.1:6379/0
+        systems:
+          shared: {connector: budget}
+          own: {connector: budget, rate_limit_storage: "memory://"}
+          local: {connector: memory}
+        """,
+        folder,
+    )
+    settings = {name: system.settings for name, system in config.systems.items()}
+    assert cast(BudgetSettings, settings["shared"]).rate_limit_storage == (
+        "redis://127.0.0.1:6379/0"
+    )
+    assert cast(BudgetSettings, settings["own"]).rate_limit_storage == "memory://"
+    # A connector without a budget to share takes no such setting, and gets none.
+    assert not hasattr(settings["local"], "rate_limit_storage")
+    assert config.rate_limit_storage == "redis://127.0.0.1:6379/0"
+
+
+def test_without_top_level_rate_limit_storage_each_connector_keeps_its_default(
+    folder: Path,
+) -> None:
+    config = parse_with_budget("systems:\n  a: {connector: budget}\n", folder)
+    assert cast(BudgetSettings, config.systems["a"].settings).rate_limit_storage == "memory://"
+
+
+def test_a_rate_limit_storage_limits_cannot_use_is_named(folder: Path) -> None:
+    message = message_of("rate_limit_storage: async+redis://h:6379\n" + TWO_MEMORY, folder)
+    assert message.startswith("crmhub.yaml: rate_limit_storage: must be a rate-limit storage URI")
+    assert "async+redis://" in message
