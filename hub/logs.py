@@ -50,7 +50,7 @@ _CREDENTIAL_SHAPES = re.compile(
     r"""(?ix)
     (?P<scheme>\b(?:bearer|basic|zoho-oauthtoken)\s+)[^\s"',;]+
     |
-    (?P<key>\b(?:access_token|refresh_token|client_secret|api_?key|password|passwd|secret|token
+    (?P<key>\b(?:access_token|refresh_token|client_secret|api_?key|access_?key|password|passwd|secret|token
         |auth|session_?id)["']?\s*[:=]\s*["']?)[^\s"',;&}]+
     """
 )

@@ -75,6 +75,7 @@ def test_known_secrets_and_credential_shapes_are_masked_everywhere(lines: Any) -
     hide_secrets(["s3cr3t-client-value", "abc"])  # too short to mask by value: it is a word
     configure_logging(logging.DEBUG, "json")
     log.debug("GET /rest?auth=4f1d2c8e9a&x=1 sent Authorization: Bearer eyJhbGci.e30.sig")
+    log.debug("GET /app/dao/v6/contacts?a=getAll&apiKey=k-998877&accessKey=a-665544")
     log.warning("refused s3cr3t-client-value for abc", extra={"body": "refresh_token=r-123456"})
     try:
         raise ValueError("client_secret: s3cr3t-client-value")
@@ -82,7 +83,7 @@ def test_known_secrets_and_credential_shapes_are_masked_everywhere(lines: Any) -
         log.exception("token refresh failed")
 
     text = "\n".join(lines())
-    for secret in ("4f1d2c8e9a", "eyJhbGci", "r-123456", "s3cr3t-client-value"):
+    for secret in ("4f1d2c8e9a", "eyJhbGci", "r-123456", "s3cr3t-client-value", "998877", "665544"):
         assert secret not in text
     for masked in ("auth=***", "Bearer ***", "refused *** for abc", "refresh_token=***"):
         assert masked in text
