@@ -16,8 +16,9 @@ sandbox seeded with N contacts holds N/10 companies and N/5 deals.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
@@ -317,6 +318,13 @@ class SampleAccount:
     companies: list[SampleCompany]
     contacts: list[SampleContact]
     deals: list[SampleDeal]
+
+    def stamps(self, now: datetime) -> Iterator[datetime]:
+        """A modified time per record (companies, contacts, deals, in seeding order), a second
+        apart and the last a second before ``now``, so incremental reads tell them apart."""
+        total = len(self.companies) + len(self.contacts) + len(self.deals)
+        start = now - timedelta(seconds=total)
+        return (start + timedelta(seconds=n) for n in range(total))
 
 
 def _rng(seed: int, kind: str, key: int) -> random.Random:

@@ -72,6 +72,7 @@ __all__ = [
     "json_response",
     "load_sandbox",
     "rate_window",
+    "retry_after",
     "sandbox_vendors",
 ]
 
@@ -309,6 +310,12 @@ class RollingWindow:
             if len(self._hits) < self.limit:
                 return 0.0
             return max(self._hits[0] + self.seconds - now, 0.0)
+
+
+def retry_after(wait: float) -> str:
+    """A ``Retry-After`` value for a wait of ``wait`` seconds: whole seconds, rounded up, at
+    least one (a client told 0 would come straight back)."""
+    return str(max(math.ceil(wait), 1))
 
 
 def rate_window(rate: float) -> tuple[int, float]:

@@ -42,7 +42,7 @@ import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar, Final
 
 from connectors.apptivo.wire import APPS, App, DisplayFormats, expand, flatten
@@ -56,6 +56,7 @@ from connectors.sandbox import (
     SandboxOptions,
     json_response,
     rate_window,
+    retry_after,
 )
 
 __all__ = ["ROOT", "SALES_STAGES", "ApptivoApi"]
@@ -169,16 +170,14 @@ class ApptivoApi:
 
     def _too_many(self, wait: float) -> ApiResponse:
         response = _failure("Too many requests", 429)
-        response.headers["Retry-After"] = str(max(math.ceil(wait), 1))
+        response.headers["Retry-After"] = retry_after(wait)
         return response
 
     # ----------------------------------------------------------------- VendorApi: the account
 
     def seed_records(self, contacts: int, seed: int) -> None:
         account = sample_account(contacts, seed)
-        total = len(account.companies) + len(account.contacts) + len(account.deals)
-        start = self.clock.now() - timedelta(seconds=total)
-        stamps = iter(start + timedelta(seconds=i) for i in range(total))
+        stamps = account.stamps(self.clock.now())
         customers: dict[int, int] = {}
         people: dict[int, int] = {}
         with self._lock:

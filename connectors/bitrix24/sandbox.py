@@ -346,9 +346,7 @@ class Bitrix24Api:
 
     def seed_records(self, contacts: int, seed: int) -> None:
         account = sample_account(contacts, seed)
-        total = len(account.companies) + len(account.contacts) + len(account.deals)
-        start = self.clock.now() - timedelta(seconds=total)
-        stamps = iter(start + timedelta(seconds=n) for n in range(total))
+        stamps = account.stamps(self.clock.now())
         companies: dict[int, int] = {}
         people: dict[int, int] = {}
         with self._lock:

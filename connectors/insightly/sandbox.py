@@ -73,6 +73,7 @@ from connectors.sandbox import (
     SandboxOptions,
     json_response,
     rate_window,
+    retry_after,
 )
 from connectors.timeparse import parse_vendor_datetime
 
@@ -177,10 +178,7 @@ class InsightlyApi:
 
     def seed_records(self, contacts: int, seed: int) -> None:
         account = sample_account(contacts, seed)
-        total = len(account.companies) + len(account.contacts) + len(account.deals)
-        # A second apart, ending a second ago: an incremental read can tell them apart.
-        start = self.clock.now() - timedelta(seconds=total + 1)
-        stamps = iter(start + timedelta(seconds=n) for n in range(total))
+        stamps = account.stamps(self.clock.now())
         companies: dict[int, int] = {}
         people: dict[int, int] = {}
         with self._lock:
@@ -334,7 +332,7 @@ class InsightlyApi:
         return response
 
     def _too_many(self, wait: float) -> ApiResponse:
-        headers = {"Retry-After": str(max(int(wait + 0.999), 1)), **self._limit_headers()}
+        headers = {"Retry-After": retry_after(wait), **self._limit_headers()}
         return json_response(429, error_body("API user limit reached."), headers)
 
     def _route(self, request: ApiRequest) -> tuple[int, Any, dict[str, str] | None]:

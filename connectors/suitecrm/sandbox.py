@@ -81,6 +81,7 @@ from connectors.sandbox import (
     TokenIssuer,
     json_response,
     rate_window,
+    retry_after,
 )
 from connectors.suitecrm.fields import FIELDS, MODULES, OBJECT_NAMES, format_atom
 
@@ -348,16 +349,14 @@ class SuiteCrmApi:
 
     def _too_many(self, wait: float) -> ApiResponse:
         response = _error("Too Many Requests", 429)
-        response.headers["Retry-After"] = str(max(math.ceil(wait), 1))
+        response.headers["Retry-After"] = retry_after(wait)
         return response
 
     # ----------------------------------------------------------------- VendorApi: the account
 
     def seed_records(self, contacts: int, seed: int) -> None:
         account = sample_account(contacts, seed)
-        total = len(account.companies) + len(account.contacts) + len(account.deals)
-        start = self.clock.now() - timedelta(seconds=total)
-        stamps = iter(start + timedelta(seconds=i) for i in range(total))
+        stamps = account.stamps(self.clock.now())
         accounts: dict[int, str] = {}
         people: dict[int, str] = {}
         with self._lock:

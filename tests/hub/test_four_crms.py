@@ -1,4 +1,10 @@
-"""End to end over HTTP: HubSpot, Zoho CRM, SuiteCRM and Bitrix24 sandboxes in one sync."""
+"""End to end over HTTP: several vendors' sandboxes in one sync.
+
+HubSpot, Zoho CRM, SuiteCRM and Bitrix24 in one; Insightly, Apptivo and HubSpot in another.
+What a user notices: the same people, companies and deals everywhere after one run, nothing
+duplicated, every deal pointing at a company of its own system, an edit in each CRM reaching
+the others, and a quiet run after.
+"""
 
 from __future__ import annotations
 
@@ -16,16 +22,21 @@ from tests.hub.test_sandbox_sync import SEED, canonical, configure, sync
 pytestmark = pytest.mark.slow
 
 FOUR = ("hubspot", "zoho", "suitecrm", "bitrix24")
+# What a small company leaving Insightly or Apptivo would run.
+SMALL_BUSINESS = ("insightly", "apptivo", "hubspot")
 
 
-def test_four_crms_converge_and_converge_again_after_an_edit_on_each(tmp_path: Path) -> None:
-    boxes = {vendor: load_sandbox(vendor, SandboxOptions(seed=SEED)) for vendor in FOUR}
-    maps = {vendor: load_default_map(vendor) for vendor in FOUR}
+@pytest.mark.parametrize("vendors", [FOUR, SMALL_BUSINESS], ids="+".join)
+def test_crms_converge_and_converge_again_after_an_edit_on_each(
+    tmp_path: Path, vendors: tuple[str, ...]
+) -> None:
+    boxes = {vendor: load_sandbox(vendor, SandboxOptions(seed=SEED)) for vendor in vendors}
+    maps = {vendor: load_default_map(vendor) for vendor in vendors}
     for box in boxes.values():
         box.start()
     try:
         # Each CRM holds 20 people; neighbours share 8 of them, typed differently.
-        for n, vendor in enumerate(FOUR):
+        for n, vendor in enumerate(vendors):
             style = typed_by_hand if n % 2 else None
             seed_sandbox(
                 boxes[vendor].api, maps[vendor], sample_account(20, SEED, start=12 * n), style
@@ -33,10 +44,17 @@ def test_four_crms_converge_and_converge_again_after_an_edit_on_each(tmp_path: P
         config = configure(tmp_path, boxes)
         first = sync(config)
         assert first.exit_code == 0, first.as_dict()
-        everyone = 12 * (len(FOUR) - 1) + 20
+        everyone = 12 * (len(vendors) - 1) + 20
+        deal_names = {}
         for vendor, box in boxes.items():
             emails = sorted(p["email"] for p in canonical(box, maps[vendor], "contacts").values())
             assert len(emails) == len(set(emails)) == everyone, vendor
+            companies = canonical(box, maps[vendor], "companies")
+            deals = canonical(box, maps[vendor], "deals")
+            # Every deal points at a company of its own system.
+            assert all(deal.get("company") in companies for deal in deals.values()), vendor
+            deal_names[vendor] = sorted(deal["name"] for deal in deals.values())
+        assert all(names == deal_names[vendors[0]] for names in deal_names.values())
         assert sync(config).writes == 0
 
         # One edit in each CRM, each to a different person's job title.
