@@ -82,7 +82,10 @@ def test_the_daemon_runs_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path
         deadline = time.monotonic() + 30
         while len(runs(tmp_path)) < 3:
             assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
-            assert time.monotonic() < deadline, "the daemon did not run three times in 30 s"
+            if time.monotonic() > deadline:
+                daemon.kill()
+                _, said = daemon.communicate()
+                raise AssertionError(f"the daemon did not run three times in 30 s:\n{said}")
             time.sleep(0.2)
     finally:
         daemon.send_signal(signal.SIGTERM)
