@@ -48,7 +48,7 @@ from hub.logs import carry_context, run_context, set_run_id
 from hub.matching import Matcher, Rule, all_keys, record_keys
 from hub.merge import MergeResult, Policy, Version, merge_record
 from hub.planning import Plan, Unwritable, Write, WritePlanner
-from hub.report import RunReport, SystemFailure
+from hub.report import RunObserver, RunReport, SystemFailure
 from hub.spool import Spool, Staged
 from hub.tables import utcnow
 from mappings.errors import MappingError
@@ -82,6 +82,9 @@ class SystemRuntime:
     connector: Connector
     fieldmap: FieldMap
     phone_region: str = "US"
+    # Read at most this many records of each object type (a rehearsal's sample); the cursor
+    # then stays put, so the next full run reads everything.
+    read_limit: int | None = None
 
     @property
     def reads(self) -> bool:
@@ -122,6 +125,7 @@ class SyncEngine:
         spool_dir: str | None = None,
         owner: str | None = None,
         should_stop: Callable[[], bool] | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.db = db
         self.spec = spec
@@ -133,6 +137,7 @@ class SyncEngine:
         self.spool_dir = spool_dir
         self.owner = owner or process_owner()
         self.should_stop = should_stop or (lambda: False)
+        self.observer = observer or RunObserver()
         self.failed: dict[str, SystemFailure] = {}
         self._dry_run = False
         self._lease_renewed = time.monotonic()
@@ -322,6 +327,8 @@ class _ObjectPass:
         self.stale_rows: list[int] = []
         self.failures: dict[tuple[str, str, str], int] = {}
         self.deletes_seen: Counter[str] = Counter()
+        # (system, remote id) of records read with a reference the hub could not translate.
+        self.stampless: set[tuple[str, str]] = set()
         self._id_prefix = f"{time.time_ns() // 1_000_000:012x}{os.urandom(6).hex()}"
         self._ids_made = 0
 
@@ -382,6 +389,7 @@ class _ObjectPass:
         started = self.engine.clock()
         fields = self._fields_to_read(runtime)
         read = 0
+        limit = runtime.read_limit
         connector = runtime.connector
         # The next page is fetched while this one is mapped and staged: the vendor's latency
         # and our CPU overlap. One thread, so the connector is never called concurrently.
@@ -390,18 +398,24 @@ class _ObjectPass:
             pending = reader.submit(read_changes, self.object_type, since, None, fields)
             while True:
                 page = pending.result()
-                token = page.next_token
+                records, token = page.records, page.next_token
+                if limit is not None and read + len(records) >= limit:
+                    records, token = records[: limit - read], None
                 if token:
                     pending = reader.submit(read_changes, self.object_type, since, token, fields)
-                self._stage(runtime, page.records, spool)
-                for record in page.records:
+                self._stage(runtime, records, spool)
+                for record in records:
                     if high is None or record.modified_at > high:
                         high = record.modified_at
-                read += len(page.records)
+                read += len(records)
                 self._progress("read", name, read, None)
                 self.engine.keep_lease()
                 if not token:
                     break
+        if limit is not None:
+            # A sample is not the whole: the cursor stays, and deletes wait for a full run.
+            self.high_water[name] = None
+            return
         if since is None and high is not None and high > started:
             # A full read may list records in id order (HubSpot): one edited after the read
             # passed it carries a stamp older than the newest seen, so the cursor stops at the
@@ -506,7 +520,14 @@ class _ObjectPass:
             )
             mapped = self._map_page(runtime, records, known)
             if mapped:
-                self._refs_to_canonical(conn, name, [values for _, values in mapped])
+                incomplete = self._refs_to_canonical(conn, name, [values for _, values in mapped])
+                # Such a record is looked at again by every run until its references resolve
+                # (the record they name is synced later, or its failure fixed): its link keeps
+                # no modified time for the cheap "seen this version" test to match.
+                self.stampless.update((name, mapped[i][0].id) for i in incomplete)
+                self.engine.observer.mapped(
+                    self.object_type, name, [values for _, values in mapped]
+                )
         if not mapped:
             return
         rows = []
@@ -562,6 +583,7 @@ class _ObjectPass:
                     self.object_type, record.fields, default_region=runtime.phone_region
                 )
             except MappingError as exc:
+                self.engine.observer.unmappable(self.object_type, name, record.id, exc)
                 self._dead_letter(
                     name,
                     "map",
@@ -630,8 +652,11 @@ class _ObjectPass:
                 continue
             self._stage(runtime, records, spool)
 
-    def _refs_to_canonical(self, conn: Any, system: str, batch: list[dict[str, Any]]) -> None:
-        """Replace the vendor ids in reference fields by canonical ids, through the links."""
+    def _refs_to_canonical(self, conn: Any, system: str, batch: list[dict[str, Any]]) -> set[int]:
+        """Replace the vendor ids in reference fields by canonical ids, through the links.
+        Returns the positions in ``batch`` of records that lost a reference the hub does not
+        know (yet)."""
+        incomplete: set[int] = set()
         for ref_field, target in self.planner.references.items():
             remote_ids: set[str] = set()
             for values in batch:
@@ -643,10 +668,12 @@ class _ObjectPass:
             if not remote_ids:
                 continue
             known = store.links_by_remote(conn, self.sync, target, system, sorted(remote_ids))
-            for values in batch:
+            for position, values in enumerate(batch):
                 value = values.get(ref_field)
                 if isinstance(value, list):
                     translated = sorted({known[v].canonical_id for v in value if v in known})
+                    if len(translated) < len(value):
+                        incomplete.add(position)
                     if translated:
                         values[ref_field] = translated
                     else:
@@ -658,6 +685,8 @@ class _ObjectPass:
                         values[ref_field] = known[value].canonical_id
                     else:
                         values.pop(ref_field)
+                        incomplete.add(position)
+        return incomplete
 
     # ------------------------------------------------------------------ 2. identify
 
@@ -707,6 +736,13 @@ class _ObjectPass:
                 if outcome.duplicate_of is not None:
                     duplicates.append(staged.seq)
                     self.report.count(self.object_type, staged.system, "duplicates")
+                    self.engine.observer.duplicate(
+                        self.object_type,
+                        staged.system,
+                        staged.remote_id,
+                        outcome.duplicate_of,
+                        outcome.rule,
+                    )
                     self._dead_letter(
                         staged.system,
                         "duplicate",
@@ -774,12 +810,13 @@ class _ObjectPass:
         self._dead_letter_unwritable(plans, unwritable)
         if self.dry_run:
             self._report_planned(plans, writes)
+            self.engine.observer.planned(self.object_type, plans, writes)
             return None
         # First commit: what the hub decided (identities, base values, conflicts) and the
         # intents of every vendor write it is about to make. A crash after it leaves intents
         # that the next run honours; a crash before it leaves nothing but cursors to re-read.
         decided = store.PageWrites()
-        self.ledger.decisions(plans, known_conflicts, decided, now, self.stale)
+        self.ledger.decisions(plans, known_conflicts, decided, now, self.stale, self.stampless)
         intents: list[store.Intent] = [(w.canonical_id, w.system, w.kind) for w in writes]
         intents += self._owed_to_failed(plans)
         with self.db.begin() as conn:
@@ -795,6 +832,9 @@ class _ObjectPass:
         """Records a target's field map cannot write fail alone; the rest of the page goes on."""
         by_id = {plan.canonical_id: plan for plan in plans}
         for item in unwritable:
+            self.engine.observer.unwritable(
+                self.object_type, item.system, item.canonical_id, item.error
+            )
             plan = by_id[item.canonical_id]
             elsewhere = {name: link.remote_id for name, link in plan.links.items()}
             elsewhere.update({name: v.remote_id for name, v in plan.versions.items()})

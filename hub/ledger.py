@@ -8,7 +8,7 @@ for every page; this module says what those rows are, so the engine only says wh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -50,11 +50,14 @@ class PageLedger:
         page: store.PageWrites,
         now: datetime,
         interrupted: Mapping[tuple[str, str], str] | None = None,
+        stampless: Collection[tuple[str, str]] = (),
     ) -> None:
         """What the hub decided for a page, before any vendor write.
 
         ``interrupted`` holds the intents earlier runs left, (canonical id, system) → kind: a
         record linked now where one of them meant to create it is that create's work.
+        ``stampless`` names (system, remote id) versions whose links keep no modified time, so
+        the next run maps them again instead of trusting an unchanged stamp.
         """
         for plan in plans:
             cid = plan.canonical_id
@@ -90,7 +93,7 @@ class PageLedger:
                     cid,
                     system,
                     version.remote_id,
-                    version.modified_at,
+                    None if (system, version.remote_id) in stampless else version.modified_at,
                     version.hash,
                     plan.rules.get(system, ""),
                     now,

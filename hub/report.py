@@ -1,6 +1,6 @@
 """What one run of a sync did: counts per object type and system, failures, what waits.
 
-Public entry points: :class:`RunReport`, :class:`SystemFailure`.
+Public entry points: :class:`RunReport`, :class:`SystemFailure`, :class:`RunObserver`.
 
 The engine fills a report as it goes; the CLI prints it, ``--json`` serialises it (and a Celery
 worker returns it so, read back by :meth:`RunReport.from_dict`), and its exit code is the
@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from hub.planning import Plan, Write
+    from mappings.errors import MappingError
 
 
 @dataclass
@@ -102,3 +108,31 @@ class RunReport:
                 for what, n in counter.items():
                     report.count(object_type, system, what, n)
         return report
+
+
+class RunObserver:
+    """Hooks through which a caller watches a run record by record (the migration planner
+    tallies what a dry run saw). Every hook does nothing here; the engine calls them on its
+    own thread, in the order it sees things."""
+
+    def mapped(self, object_type: str, system: str, values: Sequence[Mapping[str, Any]]) -> None:
+        """Records of ``system`` read and mapped to canonical values (references as canonical
+        ids where the hub knows them)."""
+
+    def unmappable(
+        self, object_type: str, system: str, remote_id: str, error: MappingError
+    ) -> None:
+        """A record the system's field map cannot read; it is dead-lettered."""
+
+    def duplicate(
+        self, object_type: str, system: str, remote_id: str, duplicate_of: str, rule: str
+    ) -> None:
+        """A record with the same match key as another record of the same system."""
+
+    def unwritable(
+        self, object_type: str, system: str, canonical_id: str, error: MappingError
+    ) -> None:
+        """A record a target's field map cannot write (a value it has no vendor value for)."""
+
+    def planned(self, object_type: str, plans: Sequence[Plan], writes: Sequence[Write]) -> None:
+        """A dry run's decisions for one page: the merged records and the writes they need."""

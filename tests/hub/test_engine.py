@@ -128,6 +128,28 @@ def test_references_are_translated_to_each_systems_own_ids(db: Engine):
     assert deal_b["company_id"] == acme_b
 
 
+def test_a_reference_to_a_record_that_failed_is_filled_in_once_that_record_syncs(db: Engine):
+    # Bob's email is broken, so Bob is dead-lettered and the deal reaches b without him.
+    h = Harness(db)
+    ann = h.add("a", "contacts", firstname="Ann", email="ann@acme.com")
+    bob = h.stores["a"].create("contacts", {"firstname": "Bob"})
+    bob.fields["email"] = "bob@@acme.com"  # imported around the vendor's own check
+    h.add("a", "deals", dealname="Rockets", contact_ids=[ann, bob.id], dealstage="closedwon")
+    h.run()
+    ann_b = h.by("b", "contacts", "email", "ann@acme.com")["id"]
+    assert h.by("b", "deals", "dealname", "Rockets")["contact_ids"] == [ann_b]
+
+    # Bob is fixed; the deal itself is never edited again, yet it gains Bob in b.
+    h.edit("a", "contacts", bob.id, email="bob@acme.com")
+    h.run()
+    h.run()
+    bob_b = h.by("b", "contacts", "email", "bob@acme.com")["id"]
+    assert sorted(h.by("b", "deals", "dealname", "Rockets")["contact_ids"]) == sorted(
+        [ann_b, bob_b]
+    )
+    assert h.run().writes == 0
+
+
 def test_a_vendor_holding_one_contact_per_deal_gets_one_and_loses_none_elsewhere(db: Engine):
     one_contact = load_default_map("memory").with_fields(
         "deals", {"contacts": {"field": "contact_ids", "ref": "contacts", "limit": 1}}
