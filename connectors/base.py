@@ -2,7 +2,8 @@
 
 Public entry points: :class:`Connector`, :class:`ConnectorFactory`, :class:`RemoteRecord`,
 :class:`Page`, :class:`WriteResult`, :class:`Capabilities`, :class:`SweepsIds`,
-:class:`ReportsHeadroom` with :class:`Headroom`, :func:`validated_settings`.
+:class:`ReportsHeadroom` with :class:`Headroom`, :class:`DescribesPicklists`,
+:func:`validated_settings`.
 
 A connector speaks its vendor's API and vendor-shaped field names; it knows nothing of links,
 canonical ids or merge rules. The hub maps vendor fields to the canonical schema with the field
@@ -16,6 +17,7 @@ own last-modified time, timezone-aware UTC.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -81,6 +83,18 @@ class Capabilities:
     how finely the vendor stamps modified times: at a second (Zoho), an edit made in the same
     second as the hub's own write carries the same stamp, so the hub compares content instead
     of trusting an unchanged stamp.
+
+    Two figures let a planner tell what a run costs before it starts. ``read_page_size`` is
+    how many records one page of a full read (``read_changes`` with ``since=None``) returns
+    when the account has more, as this connector is configured; one page is one list request,
+    though a vendor may spend more on it (HubSpot reads each page's associations, Bitrix24 a
+    deal page's contacts), and a connector's first page may be smaller (Bitrix24: 200, then
+    2,500). ``records_per_write_request`` is how many records one write request carries
+    (None: ``max_batch``; SuiteCRM, Insightly and Apptivo take one record per request however
+    many the hub hands over at once). ``rate_windows`` are the connector's own client-side rate
+    limits as (requests, seconds) pairs — HubSpot's ``((100, 10.0), (250000, 86400.0))`` —
+    empty when it does not throttle itself; :meth:`least_seconds` turns them into the least
+    time a number of requests can take.
     """
 
     object_types: frozenset[str]
@@ -88,6 +102,31 @@ class Capabilities:
     detects_deletes: bool = False
     upsert_keys: Mapping[str, str] = field(default_factory=dict)
     modified_precision: timedelta = timedelta(milliseconds=1)
+    read_page_size: int = 100
+    records_per_write_request: int | None = None
+    rate_windows: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def write_request_size(self) -> int:
+        return self.records_per_write_request or self.max_batch
+
+    @property
+    def requests_per_second(self) -> float | None:
+        """The sustained rate the windows allow, the tightest of them (100 per 10 s and
+        250,000 a day sustain 250,000 / 86,400 ≈ 2.9 a second); None when unthrottled."""
+        if not self.rate_windows:
+            return None
+        return min(amount / seconds for amount, seconds in self.rate_windows)
+
+    def least_seconds(self, requests: int) -> float | None:
+        """The least time ``requests`` can take under the rate windows, starting with every
+        window's budget unspent (1,000 calls at 100 per 10 s: 90 s); None when unthrottled."""
+        if not self.rate_windows:
+            return None
+        return max(
+            max(0, math.ceil(requests / amount) - 1) * seconds
+            for amount, seconds in self.rate_windows
+        )
 
 
 @runtime_checkable
@@ -152,6 +191,21 @@ class SweepsIds(Protocol):
 
     def list_ids(self, object_type: str, page_token: str | None) -> tuple[list[str], str | None]:
         """One page of the ids of every live record of ``object_type``."""
+
+
+@runtime_checkable
+class DescribesPicklists(Protocol):
+    """A connector whose vendor describes the values its picklist fields accept.
+
+    A planner asks before a migration which source values the target would refuse. Values are
+    the vendor's stored ones, as records carry them on the wire (HubSpot's option ``value``
+    ``COMPUTER_SOFTWARE``, not its label; Zoho's ``actual_value``). The vendor's metadata is
+    fetched once per object type and connector, however many fields are asked about.
+    """
+
+    def picklist(self, object_type: str, vendor_field: str) -> frozenset[str] | None:
+        """The values the vendor accepts in this field, or None when it is not a picklist
+        (free text, number...). Raises connectors.errors types like any call."""
 
 
 class Headroom(TypedDict, total=False):

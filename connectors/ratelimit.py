@@ -1,6 +1,7 @@
 """A blocking client-side rate limiter on top of the ``limits`` library.
 
-Public entry points: :class:`RateLimiter` (``acquire``, ``try_acquire``, ``wait_time``).
+Public entry points: :class:`RateLimiter` (``acquire``, ``try_acquire``, ``wait_time``,
+``windows``).
 
 Throttling happens *before* a request is sent, so a connector spends at most its vendor's budget
 instead of discovering the limit through 429s. Several rates can apply at once (HubSpot: 100 per
@@ -103,6 +104,11 @@ class RateLimiter:
     def __repr__(self) -> str:
         rates = "; ".join(str(item) for item in self.items)
         return f"RateLimiter({rates!r}, key={self.key!r})"
+
+    @property
+    def windows(self) -> tuple[tuple[int, float], ...]:
+        """These rates as (requests, seconds) pairs: ``100/10 seconds`` is ``(100, 10.0)``."""
+        return tuple((item.amount, float(item.get_expiry())) for item in self.items)
 
     def _check_cost(self, cost: int) -> None:
         if cost < 1:

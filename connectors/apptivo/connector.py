@@ -233,6 +233,9 @@ class ApptivoConnector:
             detects_deletes=False,  # the hub sweeps ids (list_ids)
             upsert_keys={},
             modified_precision=timedelta(seconds=1),
+            read_page_size=settings.page_size,
+            records_per_write_request=1,
+            rate_windows=limiter.windows,
         )
 
     def __repr__(self) -> str:

@@ -560,6 +560,9 @@ class Bitrix24Connector:
             # the contact found: it upserts on EMAIL, so a create retried after a crash is safe.
             upsert_keys={"contacts": "EMAIL"},
             modified_precision=timedelta(seconds=1),
+            # A page is one batch request of list commands: 2,500 records (the first 200).
+            read_page_size=MAX_COMMANDS * LIST_PAGE,
+            rate_windows=limiter.windows,
         )
         # Per method, its operating budget as the latest answer that reported it said.
         self._operating: dict[str, _Operating] = {}

@@ -1,7 +1,8 @@
 """The HubSpot connector: CRM v3 objects for records, v4 associations for references.
 
 Public entry points: :class:`HubSpotConnector` (``vendor = "hubspot"``; also ``headroom``, the
-:class:`~connectors.base.ReportsHeadroom` protocol), :class:`HubSpotSettings`,
+:class:`~connectors.base.ReportsHeadroom` protocol, and ``picklist``, the
+:class:`~connectors.base.DescribesPicklists` one), :class:`HubSpotSettings`,
 :data:`ASSOCIATIONS` and :data:`MODIFIED_PROPERTY`.
 
 Reads: a full read lists ``GET /crm/v3/objects/{type}`` (100 a page, ``after`` cursor: an id
@@ -24,6 +25,12 @@ associations with it, so HubSpot makes both at once: a run killed between the cr
 association call would leave a deal without its company, and so without the match key (name
 within company) by which the next run recognises the deal as its own.
 
+Picklists: ``GET /crm/v3/properties/{type}`` describes every property of an object type, once
+per connector; an ``enumeration`` property accepts its options' ``value``s (hidden options too:
+HubSpot hides them from its forms only). The deal ``pipeline`` and ``dealstage`` properties come
+with no options and ``externalOptions`` (recorded from live portals): their values are the
+pipeline and stage ids of ``GET /crm/v3/pipelines/deals``, also fetched once.
+
 Headroom: every answer but search's carries the ten-second budget's ``X-HubSpot-RateLimit-*``
 headers, and answers to a private-app token also the daily budget's (``-Daily``,
 ``-Daily-Remaining``; OAuth calls get no daily ones); ``headroom`` hands on the latest of each.
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -139,6 +147,23 @@ ASSOCIATIONS: Mapping[str, tuple[AssociationField, ...]] = {
 }
 """Reference pseudo-fields per object type (type ids: HS-PY ``association_type.py``)."""
 
+# Enumeration properties whose options live in the pipelines API, not in the properties API
+# (which lists them empty, with ``externalOptions``): the part of a pipeline each one names.
+_PIPELINE_OPTIONS: Mapping[tuple[str, str], str] = {
+    ("deals", "pipeline"): "pipeline",
+    ("deals", "dealstage"): "stage",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Enumeration:
+    """An enumeration property as the properties API describes it: its option values, and
+    whether HubSpot keeps its options elsewhere (pipelines, owners)."""
+
+    values: frozenset[str]
+    external: bool
+
+
 # Properties asked for by ``find`` when no read has told us what the field map wants.
 _DEFAULT_PROPERTIES: Mapping[str, tuple[str, ...]] = {
     "companies": ("name", "domain", "website", "phone", "city", "country"),
@@ -226,12 +251,6 @@ class HubSpotConnector:
         self.settings = validated_settings(
             HubSpotSettings, settings, system=system, vendor="HubSpot"
         )
-        self.capabilities = Capabilities(
-            object_types=frozenset(OBJECT_TYPES),
-            max_batch=BATCH,
-            detects_deletes=True,
-            upsert_keys={"contacts": "email"},
-        )
         s = self.settings
         base_url = s.base_url.rstrip("/")
         account = (
@@ -239,6 +258,19 @@ class HubSpotConnector:
             or hashlib.sha256(s.token.get_secret_value().encode() if s.token else b"").hexdigest()
         )
         key = "hubspot:" + hashlib.sha256(f"{base_url}|{account}".encode()).hexdigest()[:16]
+        limiter = RateLimiter(
+            [f"{s.requests_per_10s}/10 seconds", f"{s.daily_limit}/day"],
+            key=key,
+            storage_uri=s.rate_limit_storage,
+        )
+        self.capabilities = Capabilities(
+            object_types=frozenset(OBJECT_TYPES),
+            max_batch=BATCH,
+            detects_deletes=True,
+            upsert_keys={"contacts": "email"},
+            read_page_size=s.page_size,
+            rate_windows=limiter.windows,
+        )
         self._auth = self._authenticator(base_url)
         self._api = HttpClient(
             system,
@@ -246,11 +278,7 @@ class HubSpotConnector:
             auth=self._auth,
             classifier=classify_response,
             sleep=sleep,
-            rate_limiter=RateLimiter(
-                [f"{s.requests_per_10s}/10 seconds", f"{s.daily_limit}/day"],
-                key=key,
-                storage_uri=s.rate_limit_storage,
-            ),
+            rate_limiter=limiter,
             timeouts=s.timeouts,
             headroom_parser=headroom_from_headers(RATE_LIMIT_HEADERS),
         )
@@ -272,6 +300,10 @@ class HubSpotConnector:
         )
         # What the field map asked for last, per object type: ``find`` has no field list.
         self._fields: dict[str, tuple[str, ...]] = {}
+        # Metadata read once per connector; the lock also keeps two threads from both asking.
+        self._metadata_lock = threading.Lock()
+        self._enumerations: dict[str, Mapping[str, _Enumeration]] = {}
+        self._pipelines: dict[str, Mapping[str, frozenset[str]]] = {}
 
     def _authenticator(self, base_url: str) -> Authenticator:
         s = self.settings
@@ -323,6 +355,41 @@ class HubSpotConnector:
     def headroom(self) -> Mapping[str, Headroom]:
         """The ten-second and (private-app tokens only) daily budgets, as last reported."""
         return dict(self._api.last_headroom)
+
+    def picklist(self, object_type: str, vendor_field: str) -> frozenset[str] | None:
+        """The option values of an enumeration property; None for any other property, for a
+        reference pseudo-field and for a property HubSpot does not know.
+
+        A deal stage accepts the stage ids of every deal pipeline here, though HubSpot takes a
+        stage only with its own pipeline. Options HubSpot keeps elsewhere than in pipelines
+        (owners, business units) are not looked up: None, so they are not checked.
+        """
+        self._check_type(object_type)
+        enumeration = self._described(object_type).get(vendor_field)
+        if enumeration is None:
+            return None
+        part = _PIPELINE_OPTIONS.get((object_type, vendor_field))
+        if part is not None:
+            return self._pipeline_options(object_type)[part]
+        if enumeration.external and not enumeration.values:
+            return None
+        return enumeration.values
+
+    def _described(self, object_type: str) -> Mapping[str, _Enumeration]:
+        with self._metadata_lock:
+            found = self._enumerations.get(object_type)
+            if found is None:
+                body = self._api.get(f"/crm/v3/properties/{object_type}").json
+                found = self._enumerations[object_type] = _parse_enumerations(body)
+            return found
+
+    def _pipeline_options(self, object_type: str) -> Mapping[str, frozenset[str]]:
+        with self._metadata_lock:
+            found = self._pipelines.get(object_type)
+            if found is None:
+                body = self._api.get(f"/crm/v3/pipelines/{object_type}").json
+                found = self._pipelines[object_type] = _parse_pipelines(body)
+            return found
 
     # ------------------------------------------------------------------------------- reads
 
@@ -888,6 +955,40 @@ def _results(body: Any) -> list[Mapping[str, Any]]:
     if not isinstance(results, list):
         raise VendorError("HubSpot answered with results that are not a list")
     return [r for r in results if isinstance(r, Mapping)]
+
+
+def _parse_enumerations(body: Any) -> dict[str, _Enumeration]:
+    """The enumeration properties of a ``GET /crm/v3/properties/{type}`` answer, by name."""
+    found: dict[str, _Enumeration] = {}
+    for prop in _results(body):
+        name = prop.get("name")
+        if prop.get("type") != "enumeration" or not isinstance(name, str):
+            continue
+        values = frozenset(
+            str(option["value"])
+            for option in prop.get("options") or ()
+            if isinstance(option, Mapping) and option.get("value") is not None
+        )
+        found[name] = _Enumeration(values, external=bool(prop.get("externalOptions")))
+    return found
+
+
+def _parse_pipelines(body: Any) -> dict[str, frozenset[str]]:
+    """The live pipeline ids and stage ids of a ``GET /crm/v3/pipelines/{type}`` answer."""
+    pipelines: set[str] = set()
+    stages: set[str] = set()
+    for pipeline in _results(body):
+        if pipeline.get("archived") or pipeline.get("id") is None:
+            continue
+        pipelines.add(str(pipeline["id"]))
+        stages.update(
+            str(stage["id"])
+            for stage in pipeline.get("stages") or ()
+            if isinstance(stage, Mapping)
+            and stage.get("id") is not None
+            and not stage.get("archived")
+        )
+    return {"pipeline": frozenset(pipelines), "stage": frozenset(stages)}
 
 
 def _next_after(body: Any) -> str | None:

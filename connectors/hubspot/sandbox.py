@@ -1,8 +1,8 @@
 """A local emulator of HubSpot's CRM API: the ``crmhub sandbox hubspot`` account.
 
 Public entry points: :class:`HubSpotApi` (the :class:`~connectors.sandbox.VendorApi` served by
-:class:`~connectors.sandbox.Sandbox`), :class:`DailyBudget`, :data:`PROPERTIES` and
-:data:`DEAL_STAGES`.
+:class:`~connectors.sandbox.Sandbox`), :class:`DailyBudget`, :data:`PROPERTIES`,
+:data:`DEAL_STAGES` and :data:`INDUSTRIES`.
 
 What it reproduces (facts: shared/vendors/hubspot-zoho.md part A and the PART C checklist):
 
@@ -38,7 +38,17 @@ What it reproduces (facts: shared/vendors/hubspot-zoho.md part A and the PART C 
   message. ``Retry-After`` is not sent (HubSpot does not reliably send it) unless
   :attr:`HubSpotApi.send_retry_after` is set;
 - merges: contacts and companies keep the primary's id, a merged deal gets a new id; a read of a
-  merged-away id answers with the survivor, whose ``hs_merged_object_ids`` lists it.
+  merged-away id answers with the survivor, whose ``hs_merged_object_ids`` lists it;
+- metadata: ``GET /crm/v3/properties/{type}`` describes every known property (``name``,
+  ``label``, ``type``, ``fieldType``, ``options`` of ``{label, value, hidden, ...}``), and
+  ``GET /crm/v3/pipelines/deals`` the default pipeline. As on HubSpot, ``pipeline`` and
+  ``dealstage`` (and the owner and contact pipeline properties) come with no options and
+  ``externalOptions``: their values live in the pipelines (owners) APIs; the deal currency is
+  described the same way for want of a recorded answer [U].
+  ``industry`` lists a subset of HubSpot's real industry options (:data:`INDUSTRIES`);
+  ``lifecyclestage``, ``hs_lead_status`` and ``dealtype`` HubSpot's default ones. Of these
+  enumerations only ``dealstage`` refuses other values (``INVALID_OPTION``), as before; HubSpot
+  refuses them for every enumeration.
 
 Association changes do not touch the modified date, as on HubSpot.
 """
@@ -71,7 +81,7 @@ from connectors.sandbox import (
 )
 from connectors.timeparse import parse_vendor_datetime, to_epoch_ms
 
-__all__ = ["DEAL_STAGES", "PROPERTIES", "DailyBudget", "HubSpotApi"]
+__all__ = ["DEAL_STAGES", "INDUSTRIES", "PROPERTIES", "DailyBudget", "HubSpotApi"]
 
 DEFAULT_TTL = 1800.0
 TEN_SECONDS = 10.0
@@ -222,6 +232,128 @@ _INDUSTRIES = {
     "Design": "DESIGN",
     "Machinery": "MACHINERY",
     "Retail": "RETAIL",
+}
+INDUSTRIES: tuple[tuple[str, str], ...] = (
+    ("ACCOUNTING", "Accounting"),
+    ("AIRLINES_AVIATION", "Airlines/Aviation"),
+    ("AUTOMOTIVE", "Automotive"),
+    ("BANKING", "Banking"),
+    ("BIOTECHNOLOGY", "Biotechnology"),
+    ("COMPUTER_HARDWARE", "Computer Hardware"),
+    ("COMPUTER_SOFTWARE", "Computer Software"),
+    ("CONSTRUCTION", "Construction"),
+    ("CONSUMER_GOODS", "Consumer Goods"),
+    ("DESIGN", "Design"),
+    ("EDUCATION_MANAGEMENT", "Education Management"),
+    ("FINANCIAL_SERVICES", "Financial Services"),
+    ("FOOD_BEVERAGES", "Food & Beverages"),
+    ("GOVERNMENT_ADMINISTRATION", "Government Administration"),
+    ("HOSPITAL_HEALTH_CARE", "Hospital & Health Care"),
+    ("HOSPITALITY", "Hospitality"),
+    ("INFORMATION_TECHNOLOGY_AND_SERVICES", "Information Technology and Services"),
+    ("INSURANCE", "Insurance"),
+    ("INTERNET", "Internet"),
+    ("LOGISTICS_AND_SUPPLY_CHAIN", "Logistics and Supply Chain"),
+    ("MACHINERY", "Machinery"),
+    ("MANAGEMENT_CONSULTING", "Management Consulting"),
+    ("MARKETING_AND_ADVERTISING", "Marketing and Advertising"),
+    ("PHARMACEUTICALS", "Pharmaceuticals"),
+    ("REAL_ESTATE", "Real Estate"),
+    ("RENEWABLES_ENVIRONMENT", "Renewables & Environment"),
+    ("RETAIL", "Retail"),
+    ("TELECOMMUNICATIONS", "Telecommunications"),
+    ("TRANSPORTATION_TRUCKING_RAILROAD", "Transportation/Trucking/Railroad"),
+    ("WIRELESS", "Wireless"),
+)
+"""The sandbox's ``industry`` options as (value, label): 30 of HubSpot's ~150, with the values
+and labels public code that reads HubSpot portals shows for them; every seeded one among them."""
+_LIFECYCLE_STAGES = (
+    ("subscriber", "Subscriber"),
+    ("lead", "Lead"),
+    ("marketingqualifiedlead", "Marketing Qualified Lead"),
+    ("salesqualifiedlead", "Sales Qualified Lead"),
+    ("opportunity", "Opportunity"),
+    ("customer", "Customer"),
+    ("evangelist", "Evangelist"),
+    ("other", "Other"),
+)
+_LEAD_STATUSES = (
+    ("NEW", "New"),
+    ("OPEN", "Open"),
+    ("IN_PROGRESS", "In Progress"),
+    ("OPEN_DEAL", "Open Deal"),
+    ("UNQUALIFIED", "Unqualified"),
+    ("ATTEMPTED_TO_CONTACT", "Attempted to Contact"),
+    ("CONNECTED", "Connected"),
+    ("BAD_TIMING", "Bad Timing"),
+)
+_DEAL_TYPES = (("newbusiness", "New Business"), ("existingbusiness", "Existing Business"))
+_OPTIONS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "industry": INDUSTRIES,
+    "lifecyclestage": _LIFECYCLE_STAGES,
+    "hs_lead_status": _LEAD_STATUSES,
+    "dealtype": _DEAL_TYPES,
+}
+# How the properties API describes each known property: name → (label, type, fieldType).
+# Shapes from HubSpot's properties spec and from fixtures recorded on live portals (address,
+# mobilephone, associatedcompanyid, hs_pipeline, pipeline, dealstage); the types of the
+# read-only bookkeeping properties hs_all_contact_vids and hs_merged_object_ids are not
+# checked against a portal [U].
+_DESCRIPTIONS: Mapping[str, tuple[str, str, str]] = {
+    "email": ("Email", "string", "text"),
+    "firstname": ("First Name", "string", "text"),
+    "lastname": ("Last Name", "string", "text"),
+    "phone": ("Phone Number", "string", "phonenumber"),
+    "mobilephone": ("Mobile Phone Number", "string", "phonenumber"),
+    "company": ("Company Name", "string", "text"),
+    "jobtitle": ("Job Title", "string", "text"),
+    "address": ("Street Address", "string", "text"),
+    "address2": ("Street Address 2", "string", "text"),
+    "city": ("City", "string", "text"),
+    "state": ("State/Region", "string", "text"),
+    "zip": ("Postal Code", "string", "text"),
+    "country": ("Country/Region", "string", "text"),
+    "website": ("Website URL", "string", "text"),
+    "lifecyclestage": ("Lifecycle Stage", "enumeration", "radio"),
+    "hs_lead_status": ("Lead Status", "enumeration", "radio"),
+    "hubspot_owner_id": ("Owner", "enumeration", "select"),
+    "hs_pipeline": ("Pipeline", "enumeration", "select"),
+    "associatedcompanyid": ("Primary Associated Company ID", "number", "number"),
+    "hs_all_contact_vids": ("All vids for a contact", "string", "text"),
+    "hs_email_domain": ("Email Domain", "string", "text"),
+    "lastmodifieddate": ("Last Modified Date", "datetime", "date"),
+    "createdate": ("Create Date", "datetime", "date"),
+    "hs_object_id": ("Record ID", "number", "number"),
+    "hs_merged_object_ids": ("Merged record IDs", "string", "text"),
+    "name": ("Company name", "string", "text"),
+    "domain": ("Company Domain Name", "string", "text"),
+    "industry": ("Industry", "enumeration", "select"),
+    "numberofemployees": ("Number of Employees", "number", "number"),
+    "annualrevenue": ("Annual Revenue", "number", "number"),
+    "description": ("Description", "string", "textarea"),
+    "hs_parent_company_id": ("Parent Company", "number", "number"),
+    "num_associated_contacts": ("Number of Associated Contacts", "number", "number"),
+    "hs_lastmodifieddate": ("Last Modified Date", "datetime", "date"),
+    "dealname": ("Deal Name", "string", "text"),
+    "amount": ("Amount", "number", "number"),
+    "dealstage": ("Deal Stage", "enumeration", "radio"),
+    "pipeline": ("Pipeline", "enumeration", "select"),
+    "closedate": ("Close Date", "datetime", "date"),
+    "dealtype": ("Deal Type", "enumeration", "radio"),
+    "deal_currency_code": ("Currency", "enumeration", "select"),
+}
+# Enumerations whose options HubSpot keeps elsewhere: pipelines, owners, account currencies.
+_EXTERNAL_OPTIONS = frozenset(
+    {"dealstage", "pipeline", "hs_pipeline", "hubspot_owner_id", "deal_currency_code"}
+)
+# Properties HubSpot keeps out of its UI (the recorded fixtures show the first two hidden).
+_HIDDEN = frozenset(
+    {"associatedcompanyid", "hs_pipeline", "hs_all_contact_vids", "hs_merged_object_ids"}
+)
+_GROUPS = {
+    "contacts": "contactinformation",
+    "companies": "companyinformation",
+    "deals": "dealinformation",
 }
 # HUBSPOT_DEFINED association types (HS-PY association_type.py): type → (inverse, unlabeled twin).
 _INVERSE = {1: 2, 2: 1, 279: 280, 280: 279, 3: 4, 4: 3, 5: 6, 6: 5, 341: 342, 342: 341}
@@ -745,6 +877,14 @@ class HubSpotApi:
 
     def _route(self, request: ApiRequest, parts: list[str]) -> ApiResponse:
         method = request.method
+        if parts[:3] == ["crm", "v3", "properties"] and len(parts) == 4 and method == "GET":
+            object_type = _ALIASES.get(parts[3])
+            if object_type is None:
+                return _error(400, f"Unable to infer object type from: {parts[3]}")
+            archived = (request.arg("archived") or "false").lower() == "true"
+            # No property of this account was ever archived.
+            shown = [] if archived else _described_properties(object_type)
+            return _json(200, {"results": shown})
         if parts[:3] == ["crm", "v3", "pipelines"] and len(parts) == 4 and method == "GET":
             if parts[3] != "deals":
                 return _error(404, f"Unable to infer object type from: {parts[3]}")
@@ -1828,6 +1968,52 @@ def _sort_key(name: str, modified: str) -> Callable[[_Record], Any]:
 def _capitalised(email: str) -> str:
     local, _, domain = email.partition("@")
     return ".".join(part.capitalize() for part in local.split(".")) + "@" + domain
+
+
+def _described_properties(object_type: str) -> list[dict[str, Any]]:
+    """Every known property of ``object_type`` as ``GET /crm/v3/properties`` describes it."""
+    epoch = "2019-08-06T02:41:08.304Z"
+    read_only = READ_ONLY[object_type]
+    described = []
+    for order, name in enumerate(sorted(PROPERTIES[object_type])):
+        label, kind, field_type = _DESCRIPTIONS[name]
+        external = name in _EXTERNAL_OPTIONS
+        described.append(
+            {
+                "updatedAt": epoch,
+                "createdAt": epoch,
+                "name": name,
+                "label": label,
+                "type": kind,
+                "fieldType": field_type,
+                "description": "",
+                "groupName": _GROUPS[object_type],
+                "options": [
+                    {
+                        "label": option_label,
+                        "value": value,
+                        "description": "",
+                        "displayOrder": position,
+                        "hidden": False,
+                    }
+                    for position, (value, option_label) in enumerate(_OPTIONS.get(name, ()))
+                ],
+                "displayOrder": order,
+                "calculated": False,
+                "externalOptions": external,
+                "hasUniqueValue": False,
+                "hidden": name in _HIDDEN,
+                "hubspotDefined": True,
+                "modificationMetadata": {
+                    "archivable": True,
+                    "readOnlyDefinition": True,
+                    "readOnlyValue": name in read_only,
+                },
+                "formField": name not in read_only and not external,
+                "dataSensitivity": "non_sensitive",
+            }
+        )
+    return described
 
 
 def _pipeline() -> dict[str, Any]:

@@ -299,6 +299,10 @@ class InsightlyConnector:
             detects_deletes=False,
             upsert_keys={},
             modified_precision=timedelta(seconds=1),
+            # Every page after the first starts on the row the last one ended with.
+            read_page_size=settings.page_size - 1,
+            records_per_write_request=1,
+            rate_windows=limiter.windows,
         )
 
     def __repr__(self) -> str:

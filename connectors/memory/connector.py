@@ -70,6 +70,7 @@ class MemoryConnector:
             object_types=frozenset(("companies", "contacts", "deals")),
             max_batch=self.settings.max_batch,
             detects_deletes=True,
+            read_page_size=self.settings.page_size,
         )
         self.before_call: CallHook | None = None
         self.after_write: WriteHook | None = None

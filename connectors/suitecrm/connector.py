@@ -271,6 +271,9 @@ class SuiteCrmConnector:
             # No upsert: a repeated create is made harmless by its client-made id instead.
             upsert_keys={},
             modified_precision=timedelta(seconds=self._step),
+            read_page_size=settings.page_size,
+            records_per_write_request=1,
+            rate_windows=self._limiter.windows,
         )
 
     def __repr__(self) -> str:

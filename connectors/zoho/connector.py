@@ -1,7 +1,8 @@
 """The Zoho CRM connector (REST API v8): Accounts, Contacts and Deals.
 
-Public entry points: :class:`ZohoConnector`, :class:`ZohoSettings`, :func:`classify_zoho`,
-:class:`ZohoApiError`.
+Public entry points: :class:`ZohoConnector` (also ``picklist``, the
+:class:`~connectors.base.DescribesPicklists` protocol), :class:`ZohoSettings`,
+:func:`classify_zoho`, :class:`ZohoApiError`.
 
 How it talks to Zoho (facts in ``/work/shared/vendors/hubspot-zoho.md``, part B):
 
@@ -42,6 +43,12 @@ How it talks to Zoho (facts in ``/work/shared/vendors/hubspot-zoho.md``, part B)
   batch is bisected so the good records are still written.
 * Lookups (``Account_Name``, ``Contact_Name``) are shown to the hub as id strings
   (:mod:`connectors.zoho.fields`).
+* Picklists: ``GET /crm/v8/settings/fields?module={Module}`` describes a module's fields, once
+  per connector. A ``picklist`` or ``multiselectpicklist`` field accepts its options'
+  ``actual_value``s, which records carry (``Id. Decision Makers``, shown as "Identify Decision
+  Makers"), except options of type ``unused`` (kept for old records, no longer offered: the
+  response lists "both used and unused picklist values", Zoho's field-meta page) and
+  ``-None-``, Zoho's placeholder for an empty field.
 """
 
 from __future__ import annotations
@@ -104,6 +111,8 @@ MAX_BATCH: Final = 100  # records per write call, ids per delete or read call
 DISCRETE_LIMIT: Final = 2000  # records reachable with page/per_page alone
 MAX_CRITERIA: Final = 10  # criteria per search call
 _NO_RECORDS: Final = frozenset({204, 304})
+_PICKLIST_TYPES: Final = frozenset({"picklist", "multiselectpicklist"})
+_NO_VALUE: Final = "-None-"  # Zoho's first option of a picklist: the field left empty
 
 DataCenter = Literal["com", "eu", "in", "com.au", "jp", "ca", "com.cn", "sa"]
 
@@ -340,6 +349,9 @@ class ZohoConnector:
         self._sleep = sleep
         self._http: HttpClient | None = None
         self._http_lock = threading.Lock()
+        # Field metadata, read once per module; the lock also keeps two threads from both asking.
+        self._picklists: dict[str, Mapping[str, frozenset[str]]] = {}
+        self._picklists_lock = threading.Lock()
         self.capabilities = Capabilities(
             object_types=frozenset(MODULES),
             max_batch=MAX_BATCH,
@@ -347,6 +359,8 @@ class ZohoConnector:
             upsert_keys={"contacts": "Email"},
             # Modified_Time has whole seconds only.
             modified_precision=timedelta(seconds=1),
+            read_page_size=settings.page_size,
+            rate_windows=self._limiter.windows,
         )
 
     def __repr__(self) -> str:
@@ -426,6 +440,19 @@ class ZohoConnector:
                 system=self.system,
             )
         return wanted
+
+    # ----------------------------------------------------------------- metadata
+
+    def picklist(self, object_type: str, vendor_field: str) -> frozenset[str] | None:
+        """The values a picklist field accepts (see the module docstring); None for any other
+        field and for one Zoho does not describe."""
+        module = module_for(object_type)
+        with self._picklists_lock:
+            found = self._picklists.get(module)
+            if found is None:
+                response = self._request("GET", "/settings/fields", params={"module": module})
+                found = self._picklists[module] = _parse_picklists(response, self.system)
+        return found.get(vendor_field)
 
     # ----------------------------------------------------------------- reads
 
@@ -727,6 +754,28 @@ class ZohoConnector:
                 system=self.system,
             ),
         )
+
+
+def _parse_picklists(response: HttpResponse, system: str) -> dict[str, frozenset[str]]:
+    """The picklist fields of a ``GET /settings/fields`` answer and the values each accepts."""
+    if response.status in _NO_RECORDS:
+        return {}  # Zoho answers 204 for a module without fields
+    body = response.json
+    fields = body.get("fields") if isinstance(body, Mapping) else None
+    if not isinstance(fields, list):
+        raise VendorError("Zoho's field metadata came without a fields list", system=system)
+    found: dict[str, frozenset[str]] = {}
+    for field in fields:
+        if not isinstance(field, Mapping) or field.get("data_type") not in _PICKLIST_TYPES:
+            continue
+        found[str(field.get("api_name"))] = frozenset(
+            str(option["actual_value"])
+            for option in field.get("pick_list_values") or ()
+            if isinstance(option, Mapping)
+            and option.get("actual_value") not in (None, _NO_VALUE)
+            and option.get("type") != "unused"
+        )
+    return found
 
 
 def _info(body: Mapping[str, Any]) -> Mapping[str, Any]:

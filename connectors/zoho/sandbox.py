@@ -27,6 +27,9 @@ What it reproduces (facts in part B and the emulator checklist of part C of
   ``MANDATORY_NOT_FOUND``, ``INVALID_DATA`` (unknown field, malformed email, bad type, text
   longer than its field with ``maximum_length``, lookup to a missing record, unknown id) with
   ``api_name``/``json_path``.
+* ``GET /crm/{v}/settings/fields?module=`` (field metadata, the fields' ``api_name``,
+  ``data_type`` and, for picklists, ``pick_list_values`` with ``display_value`` and
+  ``actual_value``): see :data:`FIELD_TYPES` and :data:`PICKLISTS` for what is described.
 * Limits: Zoho's concurrency limit (20 in flight, Enterprise) and a rolling 24-hour credit
   budget (70,000: Enterprise with 20 users), or ``options.rate_limit`` requests per second; the
   answer is 429 ``TOO_MANY_REQUESTS`` in Zoho's envelope, with no rate-limit headers (none are
@@ -83,7 +86,7 @@ from connectors.zoho.fields import (
     present,
 )
 
-__all__ = ["ZohoApi"]
+__all__ = ["FIELD_TYPES", "PICKLISTS", "ZohoApi"]
 
 USER_OFFSET: Final = timedelta(hours=5, minutes=30)
 TOKEN_TTL: Final = 3600.0
@@ -141,6 +144,134 @@ _STAGES: Final = {
     "closed_lost": "Closed Lost",
 }
 _LAST_ID: Final = "9" * 20  # sorts after every 19-digit id
+
+# What ``GET /settings/fields`` says of each field: its Zoho data type. Seen in Zoho's own
+# samples (v7 field-meta page, a Leads module: text, email, phone, integer, currency, picklist,
+# ownerlookup; the Deals Stage fixture: picklist); the others are Zoho's types for such fields,
+# not checked against a live org [U]. Standard picklists whose default options no source here
+# showed (Account_Type, Ownership, Salutation, Lead_Source, Type, Reason_For_Loss__s,
+# Record_Status__s) are not described, nor are Tag, Account_Number and SIC_Code, whose types
+# no source here showed: the sandbox stores any text in them.
+_TYPE_OF: Final[Mapping[str, str]] = {
+    "id": "bigint",
+    "Owner": "ownerlookup",
+    "Created_By": "ownerlookup",
+    "Modified_By": "ownerlookup",
+    "Created_Time": "datetime",
+    "Modified_Time": "datetime",
+    "Last_Activity_Time": "datetime",
+    "Description": "textarea",
+    "Email": "email",
+    "Secondary_Email": "email",
+    "Phone": "phone",
+    "Mobile": "phone",
+    "Home_Phone": "phone",
+    "Other_Phone": "phone",
+    "Fax": "phone",
+    "Website": "website",
+    "Industry": "picklist",
+    "Rating": "picklist",
+    "Stage": "picklist",
+    "Pipeline": "picklist",
+    "Currency": "picklist",
+    "Employees": "integer",
+    "Probability": "integer",
+    "Annual_Revenue": "currency",
+    "Amount": "currency",
+    "Expected_Revenue": "currency",
+    "Exchange_Rate": "double",
+    "Closing_Date": "date",
+    "Date_of_Birth": "date",
+    "Email_Opt_Out": "boolean",
+    "Locked__s": "boolean",
+}
+_UNDESCRIBED: Final = frozenset(
+    {
+        "Tag",
+        "Account_Number",
+        "Account_Type",
+        "Ownership",
+        "SIC_Code",
+        "Salutation",
+        "Lead_Source",
+        "Type",
+        "Reason_For_Loss__s",
+        "Record_Status__s",
+    }
+)
+FIELD_TYPES: Final[Mapping[str, Mapping[str, str]]] = {
+    module: {
+        name: _TYPE_OF.get(name) or ("lookup" if name in LOOKUPS[module] else "text")
+        for name in sorted(names - _UNDESCRIBED)
+    }
+    for module, names in FIELDS.items()
+}
+"""Module → field API name → the Zoho ``data_type`` the field metadata gives it."""
+
+_Option = tuple[str, str]  # (display_value, actual_value)
+# Deals Stage: the default pipeline's stages as a real org's field metadata lists them
+# (samples/zoho-deals-fields-meta-stage.json, with probabilities), and Prospecting, which this
+# org adds (see the module docstring; its probability is this org's choice). The display
+# value is what Zoho's UI shows; records carry the actual value.
+_STAGE_OPTIONS: Final[tuple[tuple[str, str, int], ...]] = (
+    ("Prospecting", "Prospecting", 10),
+    ("Qualification", "Qualification", 10),
+    ("Needs Analysis", "Needs Analysis", 20),
+    ("Value Proposition", "Value Proposition", 40),
+    ("Identify Decision Makers", "Id. Decision Makers", 60),
+    ("Proposal/Price Quote", "Proposal/Price Quote", 75),
+    ("Negotiation/Review", "Negotiation/Review", 90),
+    ("Closed Won", "Closed Won", 100),
+    ("Closed Lost", "Closed Lost", 0),
+    ("Closed Lost to Competition", "Closed Lost to Competition", 0),
+)
+PICKLISTS: Final[Mapping[tuple[str, str], tuple[_Option, ...]]] = {
+    ("Deals", "Stage"): tuple((display, actual) for display, actual, _ in _STAGE_OPTIONS),
+    ("Deals", "Pipeline"): ((_DEFAULT_PIPELINE, _DEFAULT_PIPELINE),),
+    # The currencies this org has enabled: those its seed deals are in.
+    ("Deals", "Currency"): (("USD", "USD"), ("EUR", "EUR"), ("GBP", "GBP")),
+    # Zoho's default Industry options, as the v7 field-meta page's sample lists them (the
+    # global-picklist page's sample agrees on the display values): one actual value differs
+    # from its display value.
+    ("Accounts", "Industry"): (
+        ("-None-", "-None-"),
+        ("ASP (Application Service Provider)", "ASP (Application Service Provider)"),
+        ("Data/Telecom OEM", "Data/Telecom OEM"),
+        ("ERP (Enterprise Resource Planning)", "ERP (Enterprise Resource Planning)"),
+        ("Government/Military", "Government/Military"),
+        ("Large Enterprise", "Large Enterprise"),
+        ("ManagementISV", "ManagementISV"),
+        ("MSP (Management Service Provider)", "MSP (Management Service Provider)"),
+        ("Network Equipment Enterprise", "Network Equipment (Enterprise)"),
+        ("Non-management ISV", "Non-management ISV"),
+        ("Optical Networking", "Optical Networking"),
+        ("Service Provider", "Service Provider"),
+        ("Small/Medium Enterprise", "Small/Medium Enterprise"),
+        ("Storage Equipment", "Storage Equipment"),
+        ("Storage Service Provider", "Storage Service Provider"),
+        ("Systems Integrator", "Systems Integrator"),
+        ("Wireless Industry", "Wireless Industry"),
+    ),
+    # Zoho's default Rating options (the same page's Leads Rating, which converts into this).
+    ("Accounts", "Rating"): (
+        ("-None-", "-None-"),
+        ("Acquired", "Acquired"),
+        ("Active", "Active"),
+        ("Market Failed", "Market Failed"),
+        ("Project Cancelled", "Project Cancelled"),
+        ("Shut Down", "ShutDown"),
+    ),
+}
+"""(module, field) → the picklist's options as (display value, actual value), in order."""
+_JSON_TYPES: Final[Mapping[str, str]] = {
+    "bigint": "string",
+    "ownerlookup": "jsonobject",
+    "lookup": "jsonobject",
+    "integer": "integer",
+    "currency": "double",
+    "double": "double",
+    "boolean": "boolean",
+}
 
 
 def _error(
@@ -597,6 +728,8 @@ class ZohoApi:
 
     def _route(self, request: ApiRequest, parts: list[str]) -> ApiResponse:
         module = parts[0]
+        if parts == ["settings", "fields"] and request.method == "GET":
+            return self._field_metadata(request)
         if module not in _MODULE_NAMES:
             if module == "settings" or module in ("org", "users", "coql"):
                 return _error(404, *_NOT_FOUND_URL)
@@ -717,6 +850,29 @@ class ZohoApi:
         if value < 1:
             return _error(400, "INVALID_DATA", "invalid data", {"param_name": name})
         return value
+
+    # ----------------------------------------------------------------- metadata
+
+    def _field_metadata(self, request: ApiRequest) -> ApiResponse:
+        module = request.arg("module")
+        if not module:
+            return _error(
+                400,
+                "REQUIRED_PARAM_MISSING",
+                "One of the expected parameter is missing",
+                {"param": "module"},
+            )
+        if module not in _MODULE_NAMES:
+            return _error(400, "INVALID_MODULE", "the module name given seems to be invalid", {})
+        return json_response(
+            200,
+            {
+                "fields": [
+                    _field_meta(module, name, data_type, n)
+                    for n, (name, data_type) in enumerate(FIELD_TYPES[module].items())
+                ]
+            },
+        )
 
     # ----------------------------------------------------------------- reads
 
@@ -1202,6 +1358,43 @@ class ZohoApi:
                 }
             )
         return self._answer(results, 200)
+
+
+def _field_meta(module: str, name: str, data_type: str, position: int) -> dict[str, Any]:
+    """One field as ``GET /settings/fields`` shows it (the keys a client reads, in the shape of
+    the samples; the many UI keys are left out)."""
+    field_id = str(_ID_BASE - 1_000_000 + 1000 * sorted(_MODULE_NAMES).index(module) + position)
+    options = PICKLISTS.get((module, name), ())
+    stages = {actual: chance for _, actual, chance in _STAGE_OPTIONS}
+    target = LOOKUPS.get(module, {}).get(name)
+    limit = _text_limit(module, name) if data_type in ("text", "textarea") else None
+    return {
+        "api_name": name,
+        "field_label": name.removesuffix("__s").replace("_", " "),
+        "display_label": name.removesuffix("__s").replace("_", " "),
+        "data_type": data_type,
+        "json_type": _JSON_TYPES.get(data_type, "string"),
+        "id": field_id,
+        "custom_field": False,
+        "visible": True,
+        "read_only": False,
+        "field_read_only": name in READ_ONLY,
+        "system_mandatory": name in MANDATORY[module],
+        "length": limit if limit is not None else 120,
+        "lookup": {"module": {"api_name": target}} if data_type == "lookup" and target else {},
+        "pick_list_values": [
+            {
+                "display_value": display,
+                "sequence_number": n + 1,
+                "reference_value": display,
+                "actual_value": actual,
+                "id": str(int(field_id) + 100_000 * (n + 1)),
+                "type": "used",
+                **({"probability": stages[actual]} if (module, name) == ("Deals", "Stage") else {}),
+            }
+            for n, (display, actual) in enumerate(options)
+        ],
+    }
 
 
 def _text_limit(module: str, name: str) -> int | None:
