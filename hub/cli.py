@@ -26,7 +26,14 @@ from typing import Annotated, Any, NoReturn
 import typer
 import yaml
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from sqlalchemy import Engine
 
@@ -37,6 +44,7 @@ from hub.config import Config, ConfigError, load_config
 from hub.db import DatabaseError, open_database
 from hub.engine import LeaseHeldError, MassDeleteError
 from hub.logs import LOG_FORMATS, configure_logging, hide_secrets
+from hub.migration import MigrationError
 from hub.report import RunReport
 from hub.runtime import build_connector, run_sync
 
@@ -51,10 +59,15 @@ conflicts_app = typer.Typer(help="Conflicts waiting for a person, and how to set
 failed_app = typer.Typer(help="Records that could not be synced, in the vendor's own words.")
 audit_app = typer.Typer(help="The audit trail's hash chain: check it, archive old entries.")
 links_app = typer.Typer(help="How records in different systems are linked, and why.")
+migrate_app = typer.Typer(
+    help="Move one CRM's records into another: plan, rehearse, run, verify.",
+    no_args_is_help=True,
+)
 app.add_typer(conflicts_app, name="conflicts")
 app.add_typer(failed_app, name="failed")
 app.add_typer(audit_app, name="audit")
 app.add_typer(links_app, name="links")
+app.add_typer(migrate_app, name="migrate")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -83,6 +96,8 @@ def _errors_to_exit_codes() -> Iterator[None]:
     except DatabaseError as exc:
         fail(str(exc), EXIT_CONFIG)
     except admin.AdminError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except MigrationError as exc:
         fail(str(exc), EXIT_CONFIG)
     except audit.AuditError as exc:
         fail(str(exc), exc.exit_code)
@@ -1154,6 +1169,374 @@ def demo(
 
     with _errors_to_exit_codes():
         run_demo(directory, out)
+
+
+# --------------------------------------------------------------------------- migrate
+
+FromOption = Annotated[str, typer.Option("--from", help="The system to move records out of.")]
+ToOption = Annotated[str, typer.Option("--to", help="The system to move records into.")]
+ObjectsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--objects", help="Object types to move (repeat or comma-separate; default: all)."
+    ),
+]
+ValuesOption = Annotated[
+    Path | None,
+    typer.Option("--values", help="Values file mapping what the default maps do not know."),
+]
+
+
+def _migration(
+    config: Config, source: str, target: str, objects: list[str] | None, values: Path | None
+) -> Any:
+    from hub.migration import Migration
+
+    wanted = [part.strip() for item in objects or [] for part in item.split(",") if part.strip()]
+    return Migration.from_config(config, source, target, wanted or None, values)
+
+
+@migrate_app.command("plan")
+def migrate_plan(
+    source: FromOption,
+    target: ToOption,
+    objects: ObjectsOption = None,
+    values: ValuesOption = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Also write the plan as FILE.html and FILE.csv."),
+    ] = None,
+    starter: Annotated[
+        Path | None,
+        typer.Option(
+            "--starter",
+            help="Where to write the values file for unmapped values "
+            "(default: migrate-FROM-to-TO-values.yaml here).",
+        ),
+    ] = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read both systems, write nothing, and tell what a migration would do."""
+    from hub.migration import plan_migration, starter_values
+    from hub.migration_report import report_paths, write_csv, write_html
+
+    with _errors_to_exit_codes():
+        config, db = _load(config_path)
+        migration = _migration(config, source, target, objects, values)
+        try:
+            paths = report_paths(report) if report is not None else None
+        except ValueError as exc:
+            fail(f"--report: {exc}", EXIT_CONFIG)
+        # Found out now, not after reading two whole accounts.
+        for path in (*(paths or ()), starter):
+            if path is not None and not path.parent.is_dir():
+                fail(f"cannot write {path}: no folder {path.parent}", EXIT_CONFIG)
+        with _phase_progress(enabled=not as_json) as progress, _interrupt_message():
+            plan = plan_migration(db, migration, progress=progress)
+    starter_path = starter or Path(f"{migration.name}-values.yaml")
+    text = starter_values(plan, migration.values)
+    try:
+        if text is not None:
+            starter_path.write_text(text, encoding="utf-8")
+        if paths is not None:
+            write_html(plan, paths[0])
+            write_csv(plan, paths[1])
+    except OSError as exc:
+        if as_json:
+            _print_json(plan.as_dict())
+        fail(f"cannot write {exc.filename}: {exc.strerror}", EXIT_CONFIG)
+    if as_json:
+        data = plan.as_dict()
+        data["values_file"] = str(starter_path) if text is not None else None
+        data["report"] = [str(path) for path in paths] if paths else None
+        _print_json(data)
+    else:
+        _print_plan(plan)
+        if text is not None:
+            out.print(
+                f"Values with no mapping: fill them in {starter_path}, then pass it back "
+                f"with --values {starter_path}"
+            )
+        if paths is not None:
+            out.print(f"Report: {paths[0]} and {paths[1]}")
+    raise typer.Exit(plan.exit_code)
+
+
+def _print_plan(plan: Any) -> None:
+    _emit_table(
+        [
+            "object",
+            f"in {plan.source}",
+            f"in {plan.target}",
+            "to create",
+            "to match",
+            "to update",
+            "unchanged",
+            "duplicates",
+            "unreadable",
+            "value gaps",
+            "dropped fields",
+        ],
+        (
+            [
+                p.object_type,
+                _n(p.source_records),
+                _n(p.target_records),
+                _n(p.to_create),
+                _n(p.matched)
+                + (
+                    " (" + ", ".join(f"{n:,} on {rule}" for rule, n in p.to_match.items()) + ")"
+                    if p.to_match
+                    else ""
+                ),
+                _n(p.to_match_changed + p.to_update),
+                _n(p.unchanged),
+                _n(p.duplicates),
+                _n(sum(p.unreadable.values()) + p.blocked),
+                _n(len(p.gaps)),
+                ", ".join(d.field_name for d in p.dropped) or "·",
+            ]
+            for p in plan.objects
+        ),
+        title=f"migration plan {plan.source} → {plan.target} (nothing was written)",
+    )
+    _emit_table(
+        ["system", "API calls", "least time at its rate limit"],
+        (
+            [
+                system,
+                f"{calls:,}",
+                _least_time(plan.seconds.get(system)),
+            ]
+            for system, calls in plan.calls.items()
+        ),
+        title="calls",
+    )
+    if plan.gaps:
+        _emit_table(
+            ["object", "side", "field", "value", "records", "fix in the values file"],
+            (
+                [
+                    gap.object_type,
+                    gap.side,
+                    gap.field_name + (f" ({gap.vendor_field})" if gap.vendor_field else ""),
+                    gap.value,
+                    f"{gap.records:,}",
+                    gap.fix or f"in systems.{plan.target}.map (the target's own values)",
+                ]
+                for gap in plan.gaps
+            ),
+            title="values with no mapping",
+        )
+    duplicates = [d for p in plan.objects for d in p.listed_duplicates]
+    if duplicates:
+        _emit_table(
+            ["object", f"{plan.source} id", "same as", "rule"],
+            ([d.object_type, d.remote_id, d.duplicate_of, d.rule] for d in duplicates[:20]),
+            title="duplicates inside the source (merge them there; crmhub moves one)",
+        )
+    for p in plan.objects:
+        for reason, count in p.unreadable.most_common(5):
+            out.print(f"[yellow]! {count:,} record(s): {reason}[/yellow]", markup=True)
+    for note in plan.notes:
+        out.print(f"· {note}", markup=False)
+    for error in plan.errors:
+        out.print(f"[red]✗ {error}[/red]", markup=True)
+
+
+def _least_time(seconds: float | None) -> str:
+    from hub.migration_report import duration
+
+    return "no client-side limit" if seconds is None else duration(seconds)
+
+
+@migrate_app.command("run")
+def migrate_run(
+    source: FromOption,
+    target: ToOption,
+    objects: ObjectsOption = None,
+    values: ValuesOption = None,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", min=1, help="Move only the first N records of each type."),
+    ] = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move the records, in dependency order; run it again for a delta pass.
+
+    Ctrl-C stops after the page in hand; what was moved stays moved, and the next run goes on
+    from there.
+    """
+    from hub.migration import run_migration
+
+    stopping = _StopOnInterrupt()
+    with _errors_to_exit_codes():
+        config, db = _load(config_path)
+        migration = _migration(config, source, target, objects, values)
+        with _phase_progress(enabled=not as_json) as progress, stopping, _interrupt_message():
+            report = run_migration(
+                db, migration, sample=sample, progress=progress, should_stop=stopping
+            )
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        _print_report(report)
+        if report.status == "interrupted":
+            out.print("Stopped part-way: run the same command again to go on from here.")
+        elif sample is not None:
+            out.print(
+                f"Rehearsal of {sample:,} per type done: check it in {target}, then run "
+                "without --sample to move the rest."
+            )
+        else:
+            out.print(
+                f"Check it: crmhub migrate verify --from {source} --to {target}"
+                + " ".join(f" --objects {name}" for name in objects or [])
+            )
+    raise typer.Exit(report.exit_code or (130 if report.status == "interrupted" else 0))
+
+
+class _StopOnInterrupt:
+    """The first Ctrl-C asks the run to stop after its page; a second one stops it at once."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self._previous: Any = None
+
+    def __call__(self) -> bool:
+        return self.asked
+
+    def __enter__(self) -> _StopOnInterrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+        err.print("crmhub: stopping after this page (Ctrl-C again to stop at once)", markup=False)
+
+
+@migrate_app.command("verify")
+def migrate_verify(
+    source: FromOption,
+    target: ToOption,
+    objects: ObjectsOption = None,
+    values: ValuesOption = None,
+    config_path: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare every migrated record field by field; exit 0 only when all match."""
+    from hub.migration_verify import verify_migration
+
+    with _errors_to_exit_codes():
+        config, db = _load(config_path)
+        migration = _migration(config, source, target, objects, values)
+        with _phase_progress(enabled=not as_json) as progress, _interrupt_message():
+            verification = verify_migration(db, migration, progress=progress)
+    if as_json:
+        _print_json(verification.as_dict())
+        raise typer.Exit(verification.exit_code)
+    _emit_table(
+        [
+            "object",
+            f"in {source}",
+            f"in {target}",
+            "matching",
+            "missing",
+            "differing",
+            "extra",
+            f"only in {target}",
+        ],
+        (
+            [
+                c.object_type,
+                _n(c.source_records),
+                _n(c.target_records),
+                _n(c.matching),
+                _n(c.missing),
+                _n(c.differing),
+                _n(c.extra),
+                _n(c.only_in_target),
+            ]
+            for c in verification.objects
+        ),
+        title=f"verify {source} → {target}",
+    )
+    findings = [
+        [m.object_type, "missing", m.source_id, m.target_id or "—", m.reason]
+        for c in verification.objects
+        for m in c.listed_missing
+    ]
+    findings += [
+        [
+            d.object_type,
+            "differing",
+            d.source_id,
+            d.target_id,
+            "; ".join(
+                f"{name}: {_short(mine)} ≠ {_short(theirs)}"
+                for name, (mine, theirs) in d.fields.items()
+            ),
+        ]
+        for c in verification.objects
+        for d in c.listed_differing
+    ]
+    findings += [
+        [e.object_type, "extra", e.source_id or "—", e.target_id, e.reason]
+        for c in verification.objects
+        for e in c.listed_extra
+    ]
+    if findings:
+        _emit_table(
+            ["object", "finding", f"{source} id", f"{target} id", "detail"],
+            findings[:50],
+            title="findings"
+            + (f" (first 50 of {len(findings)}; --json for all)" if len(findings) > 50 else ""),
+        )
+        out.print(f"See one record on both sides: crmhub links show {source} <{source} id>")
+    for error in verification.errors:
+        out.print(f"[red]✗ {error}[/red]", markup=True)
+    if verification.clean:
+        out.print(f"Every {source} record is in {target} with the same values.")
+    raise typer.Exit(verification.exit_code)
+
+
+@contextmanager
+def _phase_progress(
+    enabled: bool,
+) -> Iterator[Callable[[str, str, int, int | None], None] | None]:
+    """One bar per phase of a migration (read, match, move), with an ETA once the total is
+    known; on a terminal only."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        TextColumn("{task.completed:>9,.0f}{task.fields[of]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    tasks: dict[str, TaskID] = {}
+    verbs = {"read": "read", "match": "match", "reconcile": "move", "verify": "read"}
+
+    def update(phase: str, system: str, done: int, total: int | None) -> None:
+        object_type, _, step = phase.partition(":")
+        label = f"{object_type}: {verbs.get(step, step)} {system}".strip()
+        if label not in tasks:
+            tasks[label] = bar.add_task(label, total=total, of="")
+        bar.update(tasks[label], completed=done, total=total, of=f" / {total:,}" if total else "")
+
+    with bar:
+        yield update
 
 
 def main() -> None:

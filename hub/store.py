@@ -671,6 +671,24 @@ def open_failures(conn: Connection, sync: str, object_type: str) -> dict[tuple[s
     return found
 
 
+def open_failure_reasons(
+    conn: Connection, sync: str, object_type: str, system: str
+) -> dict[str, str]:
+    """Why each record of one system that waits in the failed list waits: remote id → reason
+    (write failures are listed by the id of the record they could not reach, when known)."""
+    rows = conn.execute(
+        select(dead_letters.c.remote_id, dead_letters.c.canonical_id, dead_letters.c.reason)
+        .where(
+            dead_letters.c.sync == sync,
+            dead_letters.c.object_type == object_type,
+            dead_letters.c.system == system,
+            dead_letters.c.status.in_(("open", "parked")),
+        )
+        .order_by(dead_letters.c.id)
+    )
+    return {remote_id or canonical_id: reason for remote_id, canonical_id, reason in rows}
+
+
 # --------------------------------------------------------------------------- page commit
 
 
