@@ -1393,7 +1393,7 @@ def migrate_run(
         else:
             out.print(
                 f"Check it: crmhub migrate verify --from {source} --to {target}"
-                + " ".join(f" --objects {name}" for name in objects or [])
+                + "".join(f" --objects {name}" for name in objects or [])
             )
     raise typer.Exit(report.exit_code or (130 if report.status == "interrupted" else 0))
 

@@ -19,6 +19,7 @@ count.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,16 +133,6 @@ class Verification:
         }
 
 
-@dataclass
-class _Side:
-    """One system's records of one object type: canonical id → (remote id, values)."""
-
-    linked: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    unlinked: list[str] = field(default_factory=list)
-    unreadable: dict[str, str] = field(default_factory=dict)  # remote id -> why
-    read: int = 0
-
-
 def verify_migration(
     db: Engine, migration: Migration, *, progress: Progress | None = None
 ) -> Verification:
@@ -157,7 +148,7 @@ def verify_migration(
             ):
                 continue
             result.objects.append(
-                _check_object(db, migration, object_type, source, target, progress)
+                _ObjectCheck(db, migration, object_type, source, target, progress).run()
             )
     except ConnectorError as exc:
         if exc.action is Action.REJECT_RECORD:
@@ -170,118 +161,182 @@ def verify_migration(
     return result
 
 
-def _check_object(
-    db: Engine,
-    migration: Migration,
-    object_type: str,
-    source: SystemRuntime,
-    target: SystemRuntime,
-    progress: Progress | None,
-) -> ObjectCheck:
-    check = ObjectCheck(object_type)
-    theirs = _read_side(db, migration, object_type, source, progress)
-    ours = _read_side(db, migration, object_type, target, progress)
-    check.source_records, check.target_records = theirs.read, ours.read
-    check.only_in_target = len(ours.unlinked)
-    with db.connect() as conn:
-        source_waits = store.open_failure_reasons(conn, migration.name, object_type, source.name)
-        target_waits = store.open_failure_reasons(conn, migration.name, object_type, target.name)
-        links = store.links_by_canonical(conn, migration.name, object_type, list(theirs.linked))
-    compared = sorted(source.fieldmap.canonical_fields(object_type))
-    writable = target.fieldmap.writable_fields(object_type)
-    limits = target.fieldmap.limits(object_type)
+class _ObjectCheck:
+    """One object type: the source read and held compactly (what the target should hold of
+    each moved record, pickled), then the target streamed past it page by page, so memory
+    holds one side's expectations, never both accounts."""
 
-    def missing(source_id: str, target_id: str | None, reason: str) -> None:
+    def __init__(
+        self,
+        db: Engine,
+        migration: Migration,
+        object_type: str,
+        source: SystemRuntime,
+        target: SystemRuntime,
+        progress: Progress | None,
+    ) -> None:
+        self.db = db
+        self.sync = migration.name
+        self.migration = migration
+        self.object_type = object_type
+        self.source = source
+        self.target = target
+        self.progress = progress
+        self.check = ObjectCheck(object_type)
+        writable = target.fieldmap.writable_fields(object_type)
+        self.compared = sorted(source.fieldmap.canonical_fields(object_type) & writable)
+        self.limits = target.fieldmap.limits(object_type)
+        # canonical id -> (source id, pickled expectations) of every moved source record.
+        self.expected: dict[str, tuple[str, bytes]] = {}
+        # canonical id -> the target record the migration linked it to.
+        self.target_ids: dict[str, str] = {}
+        self.unreadable_in_target: dict[str, str] = {}
+        self.source_waits: dict[str, str] = {}
+        self.target_waits: dict[str, str] = {}
+
+    def run(self) -> ObjectCheck:
+        with self.db.connect() as conn:
+            self.source_waits = store.open_failure_reasons(
+                conn, self.sync, self.object_type, self.source.name
+            )
+            self.target_waits = store.open_failure_reasons(
+                conn, self.sync, self.object_type, self.target.name
+            )
+        self._hold_the_source()
+        seen = self._stream_the_target()
+        for canonical_id in sorted(self.expected.keys() - seen):
+            source_id, _ = self.expected[canonical_id]
+            target_id = self.target_ids[canonical_id]
+            unreadable = self.unreadable_in_target.get(target_id)
+            self._missing(
+                source_id,
+                target_id,
+                f"{self.target.name} holds {target_id} but it cannot be read: {unreadable}"
+                if unreadable
+                else f"{self.target.name} no longer lists {target_id}",
+            )
+        return self.check
+
+    def _hold_the_source(self) -> None:
+        check, target = self.check, self.target.name
+        for page in _mapped_pages(self.db, self.migration, self.object_type, self.source):
+            check.source_records += len(page)
+            self._progress(self.source.name, check.source_records)
+            for source_id, values, link in page:
+                if isinstance(values, str):
+                    self._missing(source_id, None, self.source_waits.get(source_id, values))
+                elif link is None:
+                    never = f"never reached {target}: run crmhub migrate run"
+                    self._missing(source_id, None, self.source_waits.get(source_id, never))
+                else:
+                    self.expected[link.canonical_id] = (
+                        source_id,
+                        pickle.dumps(self._expectations(values), pickle.HIGHEST_PROTOCOL),
+                    )
+        ids = list(self.expected)
+        with self.db.connect() as conn:
+            links = store.links_by_canonical(conn, self.sync, self.object_type, ids)
+        for canonical_id in ids:
+            link = links.get(canonical_id, {}).get(target)
+            if link is None or link.detached:
+                source_id, _ = self.expected.pop(canonical_id)
+                not_there = f"not in {target}: run crmhub migrate run"
+                self._missing(source_id, None, self.target_waits.get(canonical_id, not_there))
+            else:
+                self.target_ids[canonical_id] = link.remote_id
+
+    def _expectations(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """What the target should hold of a source record: the fields its map writes, blanks
+        left out (a migration never erases), capped lists cut to what the target keeps."""
+        expected: dict[str, Any] = {}
+        for name in self.compared:
+            value = values.get(name)
+            if _blank(value):
+                continue
+            if isinstance(value, list) and name in self.limits:
+                value = value[: self.limits[name]]
+            expected[name] = value
+        return expected
+
+    def _stream_the_target(self) -> set[str]:
+        check = self.check
+        seen: set[str] = set()
+        for page in _mapped_pages(self.db, self.migration, self.object_type, self.target):
+            check.target_records += len(page)
+            self._progress(self.target.name, check.target_records)
+            strangers: dict[str, str] = {}
+            for target_id, values, link in page:
+                if isinstance(values, str):
+                    self.unreadable_in_target[target_id] = values
+                elif link is None:
+                    check.only_in_target += 1
+                elif link.canonical_id in self.expected:
+                    seen.add(link.canonical_id)
+                    self._compare(link.canonical_id, target_id, values)
+                else:
+                    strangers[link.canonical_id] = target_id
+            self._extras(strangers)
+        return seen
+
+    def _compare(self, canonical_id: str, target_id: str, values: Mapping[str, Any]) -> None:
+        source_id, pickled = self.expected[canonical_id]
+        expected: dict[str, Any] = pickle.loads(pickled)  # noqa: S301 - pickled above, this run
+        differences = {
+            name: (value, values.get(name))
+            for name, value in expected.items()
+            if values.get(name) != value
+        }
+        check = self.check
+        if not differences:
+            check.matching += 1
+            return
+        check.differing += 1
+        if len(check.listed_differing) < LISTED:
+            check.listed_differing.append(
+                Differing(self.object_type, source_id, target_id, canonical_id, differences)
+            )
+
+    def _extras(self, strangers: Mapping[str, str]) -> None:
+        """Target records linked by the migration but to no record the source lists: moved
+        from a source record since gone, or there before and matched by nothing."""
+        if not strangers:
+            return
+        with self.db.connect() as conn:
+            links = store.links_by_canonical(conn, self.sync, self.object_type, list(strangers))
+        check = self.check
+        for canonical_id, target_id in strangers.items():
+            source_link = links.get(canonical_id, {}).get(self.source.name)
+            if source_link is None:
+                check.only_in_target += 1
+                continue
+            check.extra += 1
+            if len(check.listed_extra) < LISTED:
+                check.listed_extra.append(
+                    Extra(
+                        self.object_type,
+                        target_id,
+                        source_link.remote_id,
+                        f"{self.source.name} no longer lists {source_link.remote_id}, "
+                        "which it was moved from",
+                    )
+                )
+
+    def _missing(self, source_id: str, target_id: str | None, reason: str) -> None:
+        check = self.check
         check.missing += 1
         if len(check.listed_missing) < LISTED:
-            check.listed_missing.append(Missing(object_type, source_id, target_id, reason))
+            check.listed_missing.append(Missing(self.object_type, source_id, target_id, reason))
 
-    for source_id in theirs.unlinked:
-        missing(
-            source_id,
-            None,
-            source_waits.get(source_id, f"never reached {target.name}: run crmhub migrate run"),
-        )
-    for source_id, reason in theirs.unreadable.items():
-        missing(source_id, None, source_waits.get(source_id, reason))
-    for canonical_id, (source_id, values) in theirs.linked.items():
-        target_link = links.get(canonical_id, {}).get(target.name)
-        if target_link is None:
-            missing(
-                source_id,
-                None,
-                target_waits.get(canonical_id, f"not in {target.name}: run crmhub migrate run"),
-            )
-            continue
-        held = ours.linked.get(canonical_id)
-        if held is None:
-            unreadable = ours.unreadable.get(target_link.remote_id)
-            missing(
-                source_id,
-                target_link.remote_id,
-                f"{target.name} holds {target_link.remote_id} but it cannot be read: {unreadable}"
-                if unreadable
-                else f"{target.name} no longer lists {target_link.remote_id}",
-            )
-            continue
-        target_id, target_values = held
-        differences: dict[str, tuple[Any, Any]] = {}
-        for name in compared:
-            if name not in writable:
-                continue
-            expected = values.get(name)
-            if _blank(expected):
-                continue
-            if isinstance(expected, list) and name in limits:
-                expected = expected[: limits[name]]
-            actual = target_values.get(name)
-            if expected != actual:
-                differences[name] = (expected, actual)
-        if differences:
-            check.differing += 1
-            if len(check.listed_differing) < LISTED:
-                check.listed_differing.append(
-                    Differing(object_type, source_id, target_id, canonical_id, differences)
-                )
-        else:
-            check.matching += 1
-    for canonical_id, (target_id, _) in ours.linked.items():
-        if canonical_id in theirs.linked:
-            continue
-        source_link = _source_link(db, migration, object_type, canonical_id, source.name)
-        if source_link is None:
-            check.only_in_target += 1
-            continue
-        check.extra += 1
-        if len(check.listed_extra) < LISTED:
-            check.listed_extra.append(
-                Extra(
-                    object_type,
-                    target_id,
-                    source_link,
-                    f"{source.name} no longer lists {source_link}, which it was moved from",
-                )
-            )
-    return check
+    def _progress(self, system: str, done: int) -> None:
+        if self.progress is not None:
+            self.progress(f"{self.object_type}:verify", system, done, None)
 
 
-def _source_link(
-    db: Engine, migration: Migration, object_type: str, canonical_id: str, system: str
-) -> str | None:
-    with db.connect() as conn:
-        linked = store.links_by_canonical(conn, migration.name, object_type, [canonical_id])
-    link = linked.get(canonical_id, {}).get(system)
-    return link.remote_id if link is not None else None
-
-
-def _read_side(
-    db: Engine,
-    migration: Migration,
-    object_type: str,
-    runtime: SystemRuntime,
-    progress: Progress | None,
-) -> _Side:
-    side = _Side()
+def _mapped_pages(
+    db: Engine, migration: Migration, object_type: str, runtime: SystemRuntime
+) -> Iterator[list[tuple[str, dict[str, Any] | str, store.Link | None]]]:
+    """Every record of one system, a page at a time: (remote id, canonical values or why they
+    cannot be read, the migration's link), references as canonical ids."""
     fieldmap = runtime.fieldmap
     references = fieldmap.reference_fields(object_type)
     unused = {
@@ -290,34 +345,27 @@ def _read_side(
         if target not in migration.objects
     }
     fields = [name for name in fieldmap.vendor_fields(object_type) if name not in unused]
-    for page in _pages(runtime, object_type, fields):
-        side.read += len(page)
-        mapped: list[tuple[RemoteRecord, dict[str, Any]]] = []
-        for record in page:
+    for records in _pages(runtime, object_type, fields):
+        mapped: list[tuple[str, dict[str, Any] | str]] = []
+        for record in records:
             try:
-                values = fieldmap.to_canonical(
+                values: dict[str, Any] | str = fieldmap.to_canonical(
                     object_type, record.fields, default_region=runtime.phone_region
                 )
             except MappingError as exc:
-                side.unreadable[record.id] = str(exc)
-                continue
-            mapped.append((record, values))
+                values = str(exc)
+            mapped.append((record.id, values))
+        readable = [values for _, values in mapped if isinstance(values, dict)]
         with db.connect() as conn:
             links = store.links_by_remote(
-                conn, migration.name, object_type, runtime.name, [r.id for r, _ in mapped]
+                conn, migration.name, object_type, runtime.name, [rid for rid, _ in mapped]
             )
-            _references_to_canonical(
-                conn, migration.name, runtime.name, references, [v for _, v in mapped]
-            )
-        for record, values in mapped:
-            link = links.get(record.id)
-            if link is None or link.detached:
-                side.unlinked.append(record.id)
-            else:
-                side.linked[link.canonical_id] = (record.id, values)
-        if progress is not None:
-            progress(f"{object_type}:verify", runtime.name, side.read, None)
-    return side
+            _references_to_canonical(conn, migration.name, runtime.name, references, readable)
+        page: list[tuple[str, dict[str, Any] | str, store.Link | None]] = []
+        for remote_id, values in mapped:
+            link = links.get(remote_id)
+            page.append((remote_id, values, None if link is None or link.detached else link))
+        yield page
 
 
 def _pages(
