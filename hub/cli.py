@@ -1218,7 +1218,7 @@ def migrate_plan(
     as_json: JsonOption = False,
 ) -> None:
     """Read both systems, write nothing, and tell what a migration would do."""
-    from hub.migration import plan_migration, starter_values
+    from hub.migration import load_values, plan_migration, starter_values
     from hub.migration_report import report_paths, write_csv, write_html
 
     with _errors_to_exit_codes():
@@ -1232,10 +1232,14 @@ def migrate_plan(
         for path in (*(paths or ()), starter):
             if path is not None and not path.parent.is_dir():
                 fail(f"cannot write {path}: no folder {path.parent}", EXIT_CONFIG)
+        starter_path = starter or Path(f"{migration.name}-values.yaml")
+        # A starter a person has begun to fill keeps what they wrote.
+        kept = migration.values
+        if starter_path.exists() and not kept:
+            kept = load_values(starter_path, (source, target), unfilled_ok=True)
         with _phase_progress(enabled=not as_json) as progress, _interrupt_message():
             plan = plan_migration(db, migration, progress=progress)
-    starter_path = starter or Path(f"{migration.name}-values.yaml")
-    text = starter_values(plan, migration.values)
+    text = starter_values(plan, kept)
     try:
         if text is not None:
             starter_path.write_text(text, encoding="utf-8")

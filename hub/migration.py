@@ -177,8 +177,11 @@ class Migration:
 # --------------------------------------------------------------------------- values file
 
 
-def load_values(path: Path, systems: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """A values file, checked: only the migration's systems, and no value left unfilled."""
+def load_values(
+    path: Path, systems: Sequence[str], *, unfilled_ok: bool = False
+) -> dict[str, dict[str, Any]]:
+    """A values file, checked: only the migration's systems, and (unless ``unfilled_ok``, for
+    a starter file a person is still filling) no value left null."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -196,7 +199,7 @@ def load_values(path: Path, systems: Sequence[str]) -> dict[str, dict[str, Any]]
             )
         if not isinstance(overrides, dict):
             raise MigrationError(f"{path}: {system}: must map object types to fields")
-        blank = _first_unfilled(overrides, (str(system),))
+        blank = None if unfilled_ok else _first_unfilled(overrides, (str(system),))
         if blank is not None:
             raise MigrationError(
                 f"{path}: {blank} has no value yet: fill it in (see the comment above it), "
