@@ -469,8 +469,10 @@ class _Table:
     emails: dict[str, int] = field(default_factory=dict)  # case-folded email → contact id
 
     def put(self, record: _Record) -> None:
+        # A SortedList keeps duplicates: an updated record must not be listed twice.
+        if record.id not in self.live:
+            self.ids.add(record.id)
         self.live[record.id] = record
-        self.ids.add(record.id)
         self.by_modified.add((record.updated_ms, record.id))
         email = record.props.get("email")
         if email:

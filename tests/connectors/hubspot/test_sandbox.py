@@ -80,6 +80,30 @@ def test_seeded_account_reads_and_maps_with_its_references(live: Any) -> None:
     assert any(str(r.fields["phone"]).startswith("(") for r in contacts)
 
 
+def test_a_record_edited_many_times_is_listed_once_and_the_listing_ends(live: Any) -> None:
+    api, sandbox, _ = live
+    settings = api.connector_settings(sandbox.url)
+    settings.pop("connector")
+    small_pages = HubSpotConnector("hs", {**settings, "page_size": 2})
+    edited = sorted(api.snapshot("contacts"), key=int)[0]
+    for n in range(3):
+        api.modify("contacts", edited, {"jobtitle": f"Title {n}"})
+
+    listed: list[str] = []
+    token: str | None = None
+    fields = FIELDMAP.vendor_fields("contacts")
+    for _ in range(100):  # 60 contacts: 30 pages; a listing that loops never ends
+        page = small_pages.read_changes("contacts", None, token, fields)
+        listed.extend(record.id for record in page.records)
+        token = page.next_token
+        if token is None:
+            break
+    small_pages.close()
+
+    assert token is None, "the listing never ended"
+    assert sorted(listed, key=int) == sorted(api.snapshot("contacts"), key=int)
+
+
 def test_created_records_and_references_read_back_and_stale_references_go(live: Any) -> None:
     api, _, hs = live
     company = hs.create("companies", [{"name": "Initech", "domain": "initech.example"}])[0]
