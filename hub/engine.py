@@ -138,6 +138,10 @@ class SyncEngine:
         self.owner = owner or process_owner()
         self.should_stop = should_stop or (lambda: False)
         self.observer = observer or RunObserver()
+        # A dry run commits no links: the ones it would make, (object type, system, remote id)
+        # → canonical id, so that a later object type's references and match keys resolve as
+        # they will in the real run (a deal's company, and so its match key name+company).
+        self.planned_links: dict[tuple[str, str, str], str] = {}
         self.failed: dict[str, SystemFailure] = {}
         self._dry_run = False
         self._lease_renewed = time.monotonic()
@@ -667,11 +671,18 @@ class _ObjectPass:
                     remote_ids.add(value)
             if not remote_ids:
                 continue
-            known = store.links_by_remote(conn, self.sync, target, system, sorted(remote_ids))
+            links = store.links_by_remote(conn, self.sync, target, system, sorted(remote_ids))
+            known = {remote_id: link.canonical_id for remote_id, link in links.items()}
+            planned = self.engine.planned_links
+            if planned:
+                for remote_id in remote_ids - known.keys():
+                    canonical_id = planned.get((target, system, remote_id))
+                    if canonical_id is not None:
+                        known[remote_id] = canonical_id
             for position, values in enumerate(batch):
                 value = values.get(ref_field)
                 if isinstance(value, list):
-                    translated = sorted({known[v].canonical_id for v in value if v in known})
+                    translated = sorted({known[v] for v in value if v in known})
                     if len(translated) < len(value):
                         incomplete.add(position)
                     if translated:
@@ -682,7 +693,7 @@ class _ObjectPass:
                     # A reference to a record the hub does not know (not synced, or failed)
                     # is left out rather than guessed.
                     if value in known:
-                        values[ref_field] = known[value].canonical_id
+                        values[ref_field] = known[value]
                     else:
                         values.pop(ref_field)
                         incomplete.add(position)
@@ -811,6 +822,11 @@ class _ObjectPass:
         if self.dry_run:
             self._report_planned(plans, writes)
             self.engine.observer.planned(self.object_type, plans, writes)
+            for plan in plans:
+                for system, version in plan.new_links.items():
+                    self.engine.planned_links[(self.object_type, system, version.remote_id)] = (
+                        plan.canonical_id
+                    )
             return None
         # First commit: what the hub decided (identities, base values, conflicts) and the
         # intents of every vendor write it is about to make. A crash after it leaves intents

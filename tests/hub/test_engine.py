@@ -695,6 +695,28 @@ def test_a_dry_run_plans_but_writes_nothing_anywhere(db: Engine):
             assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0
 
 
+def test_a_dry_run_of_a_first_sync_plans_what_the_real_one_then_does(db: Engine):
+    # The same deal on both sides, under the same company: matched on name + company, which
+    # the dry run can only know from the company links it would make but does not commit.
+    h = Harness(db)
+    for system in ("a", "b"):
+        acme = h.add(system, "companies", name="Acme", domain="acme.com")
+        ann = h.add(system, "contacts", firstname="Ann", email="ann@acme.com", company_id=acme)
+        h.add(system, "deals", dealname="Rockets", company_id=acme, contact_ids=[ann])
+    h.add("a", "deals", dealname="Satellites", company_id=acme)
+
+    planned = h.run(dry_run=True)
+    done = h.run()
+
+    for object_type in ("companies", "contacts", "deals"):
+        for system in ("a", "b"):
+            would = planned.counts[object_type][system]
+            did = done.counts[object_type][system]
+            assert would["to_create"] == did["created"], (object_type, system)
+    assert planned.counts["deals"]["a"]["to_create"] == 0
+    assert planned.counts["deals"]["b"]["to_create"] == 1  # Satellites only
+
+
 # --------------------------------------------------------------------------- crashes
 
 
