@@ -103,6 +103,10 @@ class Capabilities:
     upsert_keys: Mapping[str, str] = field(default_factory=dict)
     modified_precision: timedelta = timedelta(milliseconds=1)
     read_page_size: int = 100
+    # Calls a full read of every mapped field spends per record beyond its list pages, by
+    # object type: HubSpot reads each page's associations (one call per association type a
+    # page: 2/100 for deals), Bitrix24 a deal's contacts (one request per 50 deals).
+    read_calls_per_record: Mapping[str, float] = field(default_factory=dict)
     records_per_write_request: int | None = None
     rate_windows: tuple[tuple[int, float], ...] = ()
 

@@ -608,8 +608,8 @@ class _PlanTally(RunObserver):
                 if name not in carried
             ]
             plan.read_calls = {
-                source.name: _pages(plan.source_records, source),
-                target.name: _pages(plan.target_records, target),
+                source.name: _read_calls(object_type, plan.source_records, source),
+                target.name: _read_calls(object_type, plan.target_records, target),
             }
             batch = max(1, target.connector.capabilities.write_request_size)
             plan.write_calls = math.ceil(plan.to_create / batch) + math.ceil(
@@ -672,8 +672,12 @@ def _written_elsewhere(fieldmap: FieldMap, object_type: str, spec: FieldSpec) ->
     )
 
 
-def _pages(records: int, runtime: SystemRuntime) -> int:
-    return max(1, math.ceil(records / max(1, runtime.connector.capabilities.read_page_size)))
+def _read_calls(object_type: str, records: int, runtime: SystemRuntime) -> int:
+    """The calls a full read of ``records`` costs: its pages, and what each page costs more."""
+    capabilities = runtime.connector.capabilities
+    pages = max(1, math.ceil(records / max(1, capabilities.read_page_size)))
+    extra = capabilities.read_calls_per_record.get(object_type, 0.0)
+    return pages + math.ceil(records * extra)
 
 
 def _reason_kind(error: MappingError) -> str:

@@ -562,6 +562,8 @@ class Bitrix24Connector:
             modified_precision=timedelta(seconds=1),
             # A page is one batch request of list commands: 2,500 records (the first 200).
             read_page_size=MAX_COMMANDS * LIST_PAGE,
+            # A deal's contacts: one crm.deal.contact.items.get command each, 50 to a batch.
+            read_calls_per_record={"deals": 1 / MAX_COMMANDS},
             rate_windows=limiter.windows,
         )
         # Per method, its operating budget as the latest answer that reported it said.

@@ -269,6 +269,10 @@ class HubSpotConnector:
             detects_deletes=True,
             upsert_keys={"contacts": "email"},
             read_page_size=s.page_size,
+            read_calls_per_record={
+                object_type: len(fields) / s.page_size
+                for object_type, fields in ASSOCIATIONS.items()
+            },
             rate_windows=limiter.windows,
         )
         self._auth = self._authenticator(base_url)

@@ -177,3 +177,27 @@ def test_a_full_read_takes_the_pages_read_page_size_predicts(vendor: str, seeded
     # A page short of a full one (records read twice at a page's edge are dropped), or an
     # empty last page, costs at most one page more than the estimate.
     assert predicted <= pages <= predicted + 1
+
+
+@pytest.mark.parametrize(("vendor", "seeded"), [("hubspot", 1500), ("bitrix24", 1500)])
+def test_a_full_read_of_deals_costs_the_calls_the_capabilities_predict(
+    vendor: str, seeded: int
+) -> None:
+    # Deals carry references each vendor reads apart from the list: HubSpot's associations a
+    # page, Bitrix24's contacts a deal.
+    fields = load_default_map(vendor).vendor_fields("deals")
+    with load_sandbox(vendor, SandboxOptions(records=seeded, seed=3)) as sandbox:
+        connector = build_connector(sandbox.connector_settings())
+        try:
+            connector.check()  # tokens and the like, before counting
+            sandbox.calls.reset()
+            records, _ = read_all(connector, "deals", fields)
+            spent = sandbox.calls.total
+        finally:
+            connector.close()
+
+    capabilities = connector.capabilities
+    pages = math.ceil(len(records) / capabilities.read_page_size)
+    predicted = pages + math.ceil(len(records) * capabilities.read_calls_per_record["deals"])
+    assert len(records) == seeded // 5
+    assert predicted <= spent <= predicted + 2
