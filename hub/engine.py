@@ -63,6 +63,8 @@ Progress = Callable[[str, str, int, int | None], None]
 LEASE_TTL = timedelta(minutes=10)
 MASS_DELETE_MINIMUM = 10
 MATCH_IN_MEMORY_LIMIT = 50_000
+# What a dry run writes in a reference to a record it would create (and so has no id yet).
+PLANNED_ID = "(to be created)"
 
 
 class LeaseHeldError(RuntimeError):
@@ -140,8 +142,11 @@ class SyncEngine:
         self.observer = observer or RunObserver()
         # A dry run commits no links: the ones it would make, (object type, system, remote id)
         # → canonical id, so that a later object type's references and match keys resolve as
-        # they will in the real run (a deal's company, and so its match key name+company).
+        # they will in the real run (a deal's company, and so its match key name+company);
+        # and back, (object type, canonical id) → system → remote id (PLANNED_ID for a record
+        # it would create), so that references it would write are planned as written.
         self.planned_links: dict[tuple[str, str, str], str] = {}
+        self.planned_remote: dict[tuple[str, str], dict[str, str]] = {}
         self.failed: dict[str, SystemFailure] = {}
         self._dry_run = False
         self._lease_renewed = time.monotonic()
@@ -822,11 +827,7 @@ class _ObjectPass:
         if self.dry_run:
             self._report_planned(plans, writes)
             self.engine.observer.planned(self.object_type, plans, writes)
-            for plan in plans:
-                for system, version in plan.new_links.items():
-                    self.engine.planned_links[(self.object_type, system, version.remote_id)] = (
-                        plan.canonical_id
-                    )
+            self._remember_planned_links(plans, writes)
             return None
         # First commit: what the hub decided (identities, base values, conflicts) and the
         # intents of every vendor write it is about to make. A crash after it leaves intents
@@ -843,6 +844,20 @@ class _ObjectPass:
             if not store.renew_lease(conn, self.sync, self.engine.owner, now, LEASE_TTL):
                 raise LeaseHeldError(f"sync {self.sync!r}: lost the lease to another process")
         return _Decided(writes, intents, intents_row, now)
+
+    def _remember_planned_links(self, plans: list[Plan], writes: list[Write]) -> None:
+        planned, remote = self.engine.planned_links, self.engine.planned_remote
+        for plan in plans:
+            for system, version in plan.new_links.items():
+                planned[(self.object_type, system, version.remote_id)] = plan.canonical_id
+                remote.setdefault((self.object_type, plan.canonical_id), {})[system] = (
+                    version.remote_id
+                )
+        for write in writes:
+            if write.kind == "create":
+                remote.setdefault((self.object_type, write.canonical_id), {})[write.system] = (
+                    PLANNED_ID
+                )
 
     def _dead_letter_unwritable(self, plans: list[Plan], unwritable: list[Unwritable]) -> None:
         """Records a target's field map cannot write fail alone; the rest of the page goes on."""
@@ -1002,6 +1017,11 @@ class _ObjectPass:
             table = result.setdefault(target, {})
             for cid, by_system in links.items():
                 table[cid] = {system: link.remote_id for system, link in by_system.items()}
+            if self.engine.planned_remote:
+                for cid in ids:
+                    planned = self.engine.planned_remote.get((target, cid))
+                    if planned:
+                        table[cid] = {**planned, **table.get(cid, {})}
         return result
 
     def _owed_to_failed(self, plans: list[Plan]) -> list[tuple[str, str, str]]:

@@ -19,7 +19,6 @@ count.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from hub import store
 from hub.engine import SystemRuntime
 from hub.migration import Migration
 from mappings.errors import MappingError
+from mappings.schema import content_hash
 
 __all__ = ["Differing", "Extra", "Missing", "ObjectCheck", "Verification", "verify_migration"]
 
@@ -162,9 +162,10 @@ def verify_migration(
 
 
 class _ObjectCheck:
-    """One object type: the source read and held compactly (what the target should hold of
-    each moved record, pickled), then the target streamed past it page by page, so memory
-    holds one side's expectations, never both accounts."""
+    """One object type: the source read and held compactly (the hash of what the target
+    should hold of each moved record), then the target streamed past it page by page; only
+    the records that differ are read again to name their fields. Memory holds a few hundred
+    bytes per source record, never both accounts."""
 
     def __init__(
         self,
@@ -186,8 +187,13 @@ class _ObjectCheck:
         writable = target.fieldmap.writable_fields(object_type)
         self.compared = sorted(source.fieldmap.canonical_fields(object_type) & writable)
         self.limits = target.fieldmap.limits(object_type)
-        # canonical id -> (source id, pickled expectations) of every moved source record.
-        self.expected: dict[str, tuple[str, bytes]] = {}
+        # canonical id -> (source id, the fields expected, their hash) of every moved source
+        # record: a few hundred bytes each, whatever the record holds.
+        self.expected: dict[str, tuple[str, tuple[str, ...], str]] = {}
+        self._field_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # Records whose hashes differ: (canonical id, target id, the target's values), the
+        # first LISTED kept for the field-by-field report once the source is read again.
+        self.suspects: list[tuple[str, str, dict[str, Any]]] = []
         # canonical id -> the target record the migration linked it to.
         self.target_ids: dict[str, str] = {}
         self.unreadable_in_target: dict[str, str] = {}
@@ -204,8 +210,9 @@ class _ObjectCheck:
             )
         self._hold_the_source()
         seen = self._stream_the_target()
+        self._spell_out_differences()
         for canonical_id in sorted(self.expected.keys() - seen):
-            source_id, _ = self.expected[canonical_id]
+            source_id, _, _ = self.expected[canonical_id]
             target_id = self.target_ids[canonical_id]
             unreadable = self.unreadable_in_target.get(target_id)
             self._missing(
@@ -229,17 +236,17 @@ class _ObjectCheck:
                     never = f"never reached {target}: run crmhub migrate run"
                     self._missing(source_id, None, self.source_waits.get(source_id, never))
                 else:
-                    self.expected[link.canonical_id] = (
-                        source_id,
-                        pickle.dumps(self._expectations(values), pickle.HIGHEST_PROTOCOL),
-                    )
+                    expected = self._expectations(values)
+                    names = tuple(expected)
+                    names = self._field_sets.setdefault(names, names)
+                    self.expected[link.canonical_id] = (source_id, names, content_hash(expected))
         ids = list(self.expected)
         with self.db.connect() as conn:
             links = store.links_by_canonical(conn, self.sync, self.object_type, ids)
         for canonical_id in ids:
             link = links.get(canonical_id, {}).get(target)
             if link is None or link.detached:
-                source_id, _ = self.expected.pop(canonical_id)
+                source_id, _, _ = self.expected.pop(canonical_id)
                 not_there = f"not in {target}: run crmhub migrate run"
                 self._missing(source_id, None, self.target_waits.get(canonical_id, not_there))
             else:
@@ -279,20 +286,60 @@ class _ObjectCheck:
         return seen
 
     def _compare(self, canonical_id: str, target_id: str, values: Mapping[str, Any]) -> None:
-        source_id, pickled = self.expected[canonical_id]
-        expected: dict[str, Any] = pickle.loads(pickled)  # noqa: S301 - pickled above, this run
-        differences = {
-            name: (value, values.get(name))
-            for name, value in expected.items()
-            if values.get(name) != value
-        }
-        check = self.check
-        if not differences:
-            check.matching += 1
+        _, names, digest = self.expected[canonical_id]
+        held = {name: values.get(name) for name in names}
+        if content_hash(held) == digest:
+            self.check.matching += 1
             return
-        check.differing += 1
-        if len(check.listed_differing) < LISTED:
-            check.listed_differing.append(
+        self.check.differing += 1
+        if len(self.suspects) < LISTED:
+            self.suspects.append((canonical_id, target_id, held))
+
+    def _spell_out_differences(self) -> None:
+        """Read the differing records' source versions again, by id, and name each field
+        that differs with both values."""
+        if not self.suspects:
+            return
+        wanted = {self.expected[cid][0]: cid for cid, _, _ in self.suspects}
+        fresh: dict[str, dict[str, Any]] = {}
+        fields = _fields_to_read(self.migration, self.object_type, self.source)
+        ids = sorted(wanted)
+        connector, fieldmap = self.source.connector, self.source.fieldmap
+        size = max(1, connector.capabilities.max_batch)
+        for start in range(0, len(ids), size):
+            records = connector.read(self.object_type, ids[start : start + size], fields)
+            mapped = []
+            for record in records:
+                try:
+                    values = fieldmap.to_canonical(
+                        self.object_type, record.fields, default_region=self.source.phone_region
+                    )
+                except MappingError:
+                    continue
+                mapped.append((record.id, values))
+            with self.db.connect() as conn:
+                _references_to_canonical(
+                    conn,
+                    self.sync,
+                    self.source.name,
+                    fieldmap.reference_fields(self.object_type),
+                    [values for _, values in mapped],
+                )
+            fresh.update((wanted[source_id], values) for source_id, values in mapped)
+        for canonical_id, target_id, held in self.suspects:
+            source_id, _, _ = self.expected[canonical_id]
+            expected = self._expectations(fresh.get(canonical_id, {}))
+            differences = {
+                name: (value, held.get(name))
+                for name, value in expected.items()
+                if held.get(name) != value
+            }
+            if not differences:
+                # The source changed while we read, to what the target holds.
+                self.check.differing -= 1
+                self.check.matching += 1
+                continue
+            self.check.listed_differing.append(
                 Differing(self.object_type, source_id, target_id, canonical_id, differences)
             )
 
@@ -339,12 +386,7 @@ def _mapped_pages(
     cannot be read, the migration's link), references as canonical ids."""
     fieldmap = runtime.fieldmap
     references = fieldmap.reference_fields(object_type)
-    unused = {
-        fieldmap.vendor_field(object_type, name)
-        for name, target in references.items()
-        if target not in migration.objects
-    }
-    fields = [name for name in fieldmap.vendor_fields(object_type) if name not in unused]
+    fields = _fields_to_read(migration, object_type, runtime)
     for records in _pages(runtime, object_type, fields):
         mapped: list[tuple[str, dict[str, Any] | str]] = []
         for record in records:
@@ -366,6 +408,18 @@ def _mapped_pages(
             link = links.get(remote_id)
             page.append((remote_id, values, None if link is None or link.detached else link))
         yield page
+
+
+def _fields_to_read(migration: Migration, object_type: str, runtime: SystemRuntime) -> list[str]:
+    """The vendor fields of the map, less references to object types the migration leaves
+    out (as the engine reads them)."""
+    fieldmap = runtime.fieldmap
+    unused = {
+        fieldmap.vendor_field(object_type, name)
+        for name, target in fieldmap.reference_fields(object_type).items()
+        if target not in migration.objects
+    }
+    return [name for name in fieldmap.vendor_fields(object_type) if name not in unused]
 
 
 def _pages(

@@ -704,6 +704,8 @@ def test_a_dry_run_of_a_first_sync_plans_what_the_real_one_then_does(db: Engine)
         ann = h.add(system, "contacts", firstname="Ann", email="ann@acme.com", company_id=acme)
         h.add(system, "deals", dealname="Rockets", company_id=acme, contact_ids=[ann])
     h.add("a", "deals", dealname="Satellites", company_id=acme)
+    # Someone only b holds, at a company both hold: nothing to change there.
+    h.add("b", "contacts", firstname="Bo", email="bo@acme.com", company_id=acme)
 
     planned = h.run(dry_run=True)
     done = h.run()
@@ -713,6 +715,7 @@ def test_a_dry_run_of_a_first_sync_plans_what_the_real_one_then_does(db: Engine)
             would = planned.counts[object_type][system]
             did = done.counts[object_type][system]
             assert would["to_create"] == did["created"], (object_type, system)
+            assert would["to_update"] == did["updated"], (object_type, system)
     assert planned.counts["deals"]["a"]["to_create"] == 0
     assert planned.counts["deals"]["b"]["to_create"] == 1  # Satellites only
 
