@@ -47,6 +47,7 @@ from hub.ledger import PageLedger, link_update
 from hub.logs import carry_context, run_context, set_run_id
 from hub.matching import Matcher, Rule, all_keys, record_keys
 from hub.merge import MergeResult, Policy, Version, merge_record
+from hub.planned_links import PLANNED_ID, PlannedLinks
 from hub.planning import Plan, Unwritable, Write, WritePlanner
 from hub.report import RunObserver, RunReport, SystemFailure
 from hub.spool import Spool, Staged
@@ -63,8 +64,6 @@ Progress = Callable[[str, str, int, int | None], None]
 LEASE_TTL = timedelta(minutes=10)
 MASS_DELETE_MINIMUM = 10
 MATCH_IN_MEMORY_LIMIT = 50_000
-# What a dry run writes in a reference to a record it would create (and so has no id yet).
-PLANNED_ID = "(to be created)"
 
 
 class LeaseHeldError(RuntimeError):
@@ -140,13 +139,18 @@ class SyncEngine:
         self.owner = owner or process_owner()
         self.should_stop = should_stop or (lambda: False)
         self.observer = observer or RunObserver()
-        # A dry run commits no links: the ones it would make, (object type, system, remote id)
-        # → canonical id, so that a later object type's references and match keys resolve as
-        # they will in the real run (a deal's company, and so its match key name+company);
-        # and back, (object type, canonical id) → system → remote id (PLANNED_ID for a record
-        # it would create), so that references it would write are planned as written.
-        self.planned_links: dict[tuple[str, str, str], str] = {}
-        self.planned_remote: dict[tuple[str, str], dict[str, str]] = {}
+        # A dry run commits no links: the ones it would make, so that a later object type's
+        # references and match keys resolve as they will in the real run (a deal's company,
+        # and so its match key name+company), and references it would write are planned so.
+        self.planned = PlannedLinks(spool_dir)
+        # Object types some synced field refers to (companies, contacts).
+        self.referenced = {
+            target
+            for runtime in systems
+            for object_type in spec.objects
+            if object_type in runtime.fieldmap.object_types
+            for target in runtime.fieldmap.reference_fields(object_type).values()
+        }
         self.failed: dict[str, SystemFailure] = {}
         self._dry_run = False
         self._lease_renewed = time.monotonic()
@@ -207,6 +211,7 @@ class SyncEngine:
             report.finished_at = self.clock()
             if not dry_run:
                 self._finish(report)
+            self.planned.close()
             for runtime in self.systems.values():
                 try:
                     runtime.connector.close()
@@ -678,12 +683,10 @@ class _ObjectPass:
                 continue
             links = store.links_by_remote(conn, self.sync, target, system, sorted(remote_ids))
             known = {remote_id: link.canonical_id for remote_id, link in links.items()}
-            planned = self.engine.planned_links
-            if planned:
-                for remote_id in remote_ids - known.keys():
-                    canonical_id = planned.get((target, system, remote_id))
-                    if canonical_id is not None:
-                        known[remote_id] = canonical_id
+            if self.dry_run and len(known) < len(remote_ids):
+                known.update(
+                    self.engine.planned.canonical_ids(target, system, remote_ids - known.keys())
+                )
             for position, values in enumerate(batch):
                 value = values.get(ref_field)
                 if isinstance(value, list):
@@ -846,18 +849,15 @@ class _ObjectPass:
         return _Decided(writes, intents, intents_row, now)
 
     def _remember_planned_links(self, plans: list[Plan], writes: list[Write]) -> None:
-        planned, remote = self.engine.planned_links, self.engine.planned_remote
-        for plan in plans:
-            for system, version in plan.new_links.items():
-                planned[(self.object_type, system, version.remote_id)] = plan.canonical_id
-                remote.setdefault((self.object_type, plan.canonical_id), {})[system] = (
-                    version.remote_id
-                )
-        for write in writes:
-            if write.kind == "create":
-                remote.setdefault((self.object_type, write.canonical_id), {})[write.system] = (
-                    PLANNED_ID
-                )
+        if self.object_type not in self.engine.referenced:
+            return  # nothing later refers to these records (deals)
+        links = [
+            (system, version.remote_id, plan.canonical_id)
+            for plan in plans
+            for system, version in plan.new_links.items()
+        ]
+        links += [(w.system, PLANNED_ID, w.canonical_id) for w in writes if w.kind == "create"]
+        self.engine.planned.add(self.object_type, links)
 
     def _dead_letter_unwritable(self, plans: list[Plan], unwritable: list[Unwritable]) -> None:
         """Records a target's field map cannot write fail alone; the rest of the page goes on."""
@@ -1017,11 +1017,9 @@ class _ObjectPass:
             table = result.setdefault(target, {})
             for cid, by_system in links.items():
                 table[cid] = {system: link.remote_id for system, link in by_system.items()}
-            if self.engine.planned_remote:
-                for cid in ids:
-                    planned = self.engine.planned_remote.get((target, cid))
-                    if planned:
-                        table[cid] = {**planned, **table.get(cid, {})}
+            if self.dry_run and target in self.engine.referenced:
+                for cid, planned in self.engine.planned.remote_ids(target, ids).items():
+                    table[cid] = {**planned, **table.get(cid, {})}
         return result
 
     def _owed_to_failed(self, plans: list[Plan]) -> list[tuple[str, str, str]]:

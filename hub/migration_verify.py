@@ -38,6 +38,8 @@ __all__ = ["Differing", "Extra", "Missing", "ObjectCheck", "Verification", "veri
 Progress = Callable[[str, str, int, int | None], None]
 # Findings kept one by one per object type and kind; beyond, they are counted.
 LISTED = 500
+# Canonical ids whose links are looked up in one go: memory for the answer stays small.
+LINKS_AT_ONCE = 5_000
 
 
 @dataclass
@@ -241,16 +243,18 @@ class _ObjectCheck:
                     names = self._field_sets.setdefault(names, names)
                     self.expected[link.canonical_id] = (source_id, names, content_hash(expected))
         ids = list(self.expected)
-        with self.db.connect() as conn:
-            links = store.links_by_canonical(conn, self.sync, self.object_type, ids)
-        for canonical_id in ids:
-            link = links.get(canonical_id, {}).get(target)
-            if link is None or link.detached:
-                source_id, _, _ = self.expected.pop(canonical_id)
-                not_there = f"not in {target}: run crmhub migrate run"
-                self._missing(source_id, None, self.target_waits.get(canonical_id, not_there))
-            else:
-                self.target_ids[canonical_id] = link.remote_id
+        for start in range(0, len(ids), LINKS_AT_ONCE):
+            chunk = ids[start : start + LINKS_AT_ONCE]
+            with self.db.connect() as conn:
+                links = store.links_by_canonical(conn, self.sync, self.object_type, chunk)
+            for canonical_id in chunk:
+                link = links.get(canonical_id, {}).get(target)
+                if link is None or link.detached:
+                    source_id, _, _ = self.expected.pop(canonical_id)
+                    not_there = f"not in {target}: run crmhub migrate run"
+                    self._missing(source_id, None, self.target_waits.get(canonical_id, not_there))
+                else:
+                    self.target_ids[canonical_id] = link.remote_id
 
     def _expectations(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """What the target should hold of a source record: the fields its map writes, blanks
