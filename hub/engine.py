@@ -1129,11 +1129,8 @@ class _ObjectPass:
                 if value is None or name in self.planner.references:
                     continue
                 vendor_field = fieldmap.vendor_field(self.object_type, name)
-                if vendor_field is None:
-                    continue
-                probe = fieldmap.to_vendor(self.object_type, {name: value}, [name])
-                vendor_value = _dig(probe, vendor_field)
-                if vendor_value is None:
+                vendor_value = fieldmap.vendor_value(self.object_type, name, value)
+                if vendor_field is None or vendor_value is None:
                     continue
                 for record in runtime.connector.find(
                     self.object_type, vendor_field, [str(vendor_value)]
@@ -1427,15 +1424,6 @@ def _log_outcome(report: RunReport) -> None:
             "failed_records": report.open_dead_letters,
         },
     )
-
-
-def _dig(values: Mapping[str, Any], path: str) -> Any:
-    current: Any = values
-    for part in path.split("."):
-        if not isinstance(current, Mapping):
-            return None
-        current = current.get(part)
-    return current
 
 
 def _jsonable(value: Any) -> Any:

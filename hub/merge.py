@@ -1,7 +1,7 @@
 """Three-way, field-by-field merge of one canonical record, and the conflict policies.
 
 Public entry points: :func:`merge_record`, :class:`Version`, :class:`Policy`,
-:class:`MergeResult`, :class:`FieldConflict`, :class:`Contender`.
+:class:`MergeResult`, :class:`FieldConflict`, :class:`Contender`, :func:`is_blank`.
 
 The base is the record's last agreed values. A field changed on one side is taken; the same new
 value on several sides is taken; different new values are a conflict settled by the policy. A
@@ -102,7 +102,8 @@ class Policy:
         return newest.system, "newest"
 
 
-def _blank(value: Any) -> bool:
+def is_blank(value: Any) -> bool:
+    """None, an empty text or an empty list: no value, which never overwrites one."""
     return value is None or value == "" or value == []
 
 
@@ -131,7 +132,7 @@ def merge_record(
         only = versions[0]
         if base is None:
             # A record new to the hub, seen in one system: nothing to merge with.
-            return MergeResult(values={k: v for k, v in only.values.items() if not _blank(v)})
+            return MergeResult(values={k: v for k, v in only.values.items() if not is_blank(v)})
         if not only.fresh:
             result = _one_changed_side(base, only, coverage.get(only.system, frozenset()) - held)
             result.waiting = held
@@ -153,7 +154,7 @@ def merge_record(
             value = _merge_field(
                 object_type, name, base_value, has_base, versions, coverage, linked, policy, result
             )
-        if not _blank(value):
+        if not is_blank(value):
             result.values[name] = value
     return result
 
@@ -168,7 +169,7 @@ def _one_changed_side(
         if value == base.get(name):
             continue
         result.sources[name] = version.system
-        if _blank(value):
+        if is_blank(value):
             result.values.pop(name, None)
         else:
             result.values[name] = value
@@ -194,7 +195,7 @@ def _merge_field(
         value = version.values.get(name)
         if not has_base or version.fresh:
             # No history with this side: a blank is "unknown", never a deletion.
-            if _blank(value) or (has_base and value == base_value):
+            if is_blank(value) or (has_base and value == base_value):
                 continue
             fresh_values = fresh_values or has_base
         elif value == base_value:
@@ -202,7 +203,7 @@ def _merge_field(
         contenders.append(Contender(version.system, value, version.modified_at))
     if not contenders:
         return base_value
-    if fresh_values and not _blank(base_value):
+    if fresh_values and not is_blank(base_value):
         changed = {c.system for c in contenders if c.system in linked}
         if not changed:
             holder = _holder(name, coverage, linked, policy.system_order)

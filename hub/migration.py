@@ -38,6 +38,7 @@ from connectors.base import DescribesPicklists
 from connectors.errors import ConnectorError
 from hub.config import DEFAULT_MATCH, Config, ConflictPolicy, SyncConfig
 from hub.engine import Progress, SyncEngine, SystemRuntime
+from hub.merge import is_blank
 from hub.planning import Plan, Write
 from hub.report import RunObserver, RunReport
 from hub.runtime import build_runtimes, sync_spec
@@ -447,24 +448,21 @@ class _PlanTally(RunObserver):
         filled = self.filled[object_type]
         picklists = self.picklists.get(object_type, {})
         for record in values:
-            filled.update(name for name, value in record.items() if not _blank(value))
+            filled.update(name for name, value in record.items() if not is_blank(value))
             for name, (vendor_field, accepted) in picklists.items():
                 value = record.get(name)
-                if _blank(value):
+                if is_blank(value):
                     continue
-                written = self._as_target_writes(object_type, name, vendor_field, value)
+                written = self._as_target_writes(object_type, name, value)
                 if written is None or all(item in accepted for item in written):
                     continue
                 self._target_gap(object_type, name, vendor_field, value, sorted(accepted))
 
-    def _as_target_writes(
-        self, object_type: str, name: str, vendor_field: str, value: Any
-    ) -> list[str] | None:
+    def _as_target_writes(self, object_type: str, name: str, value: Any) -> list[str] | None:
         try:
-            payload = self.target.fieldmap.to_vendor(object_type, {name: value}, [name])
+            written = self.target.fieldmap.vendor_value(object_type, name, value)
         except MappingError:
             return None  # the planner dead-letters it, and unwritable() reports it
-        written = _dig(payload, vendor_field)
         if written is None:
             return None
         items = written if isinstance(written, list) else [written]
@@ -686,19 +684,6 @@ def _reason_kind(error: MappingError) -> str:
         return f"{error.object_type}: {error.reason}"
     vendor = f" ({error.vendor_field})" if error.vendor_field else ""
     return f"{error.object_type}.{error.field}{vendor} {error.reason}"
-
-
-def _blank(value: Any) -> bool:
-    return value is None or value == "" or value == []
-
-
-def _dig(values: Mapping[str, Any], path: str) -> Any:
-    current: Any = values
-    for part in path.split("."):
-        if not isinstance(current, Mapping):
-            return None
-        current = current.get(part)
-    return current
 
 
 # --------------------------------------------------------------------------- starter file

@@ -29,6 +29,7 @@ from connectors.base import RemoteRecord
 from connectors.errors import Action, ConnectorError
 from hub import store
 from hub.engine import SystemRuntime
+from hub.merge import is_blank
 from hub.migration import Migration
 from mappings.errors import MappingError
 from mappings.schema import content_hash
@@ -262,7 +263,7 @@ class _ObjectCheck:
         expected: dict[str, Any] = {}
         for name in self.compared:
             value = values.get(name)
-            if _blank(value):
+            if is_blank(value):
                 continue
             if isinstance(value, list) and name in self.limits:
                 value = value[: self.limits[name]]
@@ -470,7 +471,3 @@ def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
-
-
-def _blank(value: Any) -> bool:
-    return value is None or value == "" or value == []

@@ -583,6 +583,16 @@ class FieldMap:
             vendor_field = self._vendor_of[object_type].get(exc.field) if exc.field else None
             raise exc.with_vendor_field(vendor_field) from None
 
+    def vendor_value(self, object_type: str, canonical: str, value: Any) -> Any:
+        """One canonical value as this vendor holds it (a stage's vendor value, a number as
+        the vendor's text); None when the map does not write the field. Raises MappingError
+        as :meth:`to_vendor` does."""
+        vendor_field = self.vendor_field(object_type, canonical)
+        if vendor_field is None:
+            return None
+        payload = self.to_vendor(object_type, {canonical: value}, [canonical])
+        return _dig(payload, tuple(vendor_field.split(".")))
+
     def to_vendor(
         self,
         object_type: str,
