@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 from connectors.base import Connector, RemoteRecord, ReportsHeadroom, SweepsIds, WriteResult
 from connectors.errors import Action, ConnectorError
 from hub import reasons, store
+from hub.collector import run_pace
 from hub.lease_owner import owner_is_gone, process_owner
 from hub.ledger import PageLedger, link_update
 from hub.logs import carry_context, run_context, set_run_id
@@ -140,7 +141,7 @@ class SyncEngine:
     # ------------------------------------------------------------------ run
 
     def run(self, *, dry_run: bool = False, allow_mass_delete: bool = False) -> RunReport:
-        with run_context(self.spec.name):
+        with run_context(self.spec.name), run_pace():
             report = self._run(dry_run, allow_mass_delete)
             _log_outcome(report)
             return report
