@@ -317,6 +317,8 @@ class _ObjectPass:
         self.rules = tuple(self.spec.match.get(object_type, ()))
         self.high_water: dict[str, datetime | None] = {}
         self.swept: dict[str, datetime] = {}
+        # Systems being read for the first time in this sync, while their read lasts.
+        self.never_linked: set[str] = set()
         self._remote_refs: dict[str, dict[str, dict[str, str]]] = {}
         # Loaded once per pass: intents earlier runs left, and records that failed before.
         self.stale: dict[tuple[str, str], str] = {}
@@ -378,6 +380,9 @@ class _ObjectPass:
         name = runtime.name
         with self.db.connect() as conn:
             cursor = store.get_cursor(conn, self.sync, name, self.object_type)
+            if not store.has_links(conn, self.sync, self.object_type, name):
+                # Its first sync: no page can hold a linked record, so none is looked up.
+                self.never_linked.add(name)
         since = cursor - self.spec.overlap if cursor is not None else None
         high = cursor
         started = self.engine.clock()
@@ -386,23 +391,28 @@ class _ObjectPass:
         connector = runtime.connector
         # The next page is fetched while this one is mapped and staged: the vendor's latency
         # and our CPU overlap. One thread, so the connector is never called concurrently.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{name}") as reader:
-            read_changes = carry_context(connector.read_changes)
-            pending = reader.submit(read_changes, self.object_type, since, None, fields)
-            while True:
-                page = pending.result()
-                token = page.next_token
-                if token:
-                    pending = reader.submit(read_changes, self.object_type, since, token, fields)
-                self._stage(runtime, page.records, spool)
-                for record in page.records:
-                    if high is None or record.modified_at > high:
-                        high = record.modified_at
-                read += len(page.records)
-                self._progress("read", name, read, None)
-                self.engine.keep_lease()
-                if not token:
-                    break
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{name}") as reader:
+                read_changes = carry_context(connector.read_changes)
+                pending = reader.submit(read_changes, self.object_type, since, None, fields)
+                while True:
+                    page = pending.result()
+                    token = page.next_token
+                    if token:
+                        pending = reader.submit(
+                            read_changes, self.object_type, since, token, fields
+                        )
+                    self._stage(runtime, page.records, spool)
+                    for record in page.records:
+                        if high is None or record.modified_at > high:
+                            high = record.modified_at
+                    read += len(page.records)
+                    self._progress("read", name, read, None)
+                    self.engine.keep_lease()
+                    if not token:
+                        break
+        finally:
+            self.never_linked.discard(name)
         if since is None and high is not None and high > started:
             # A full read may list records in id order (HubSpot): one edited after the read
             # passed it carries a stamp older than the newest seen, so the cursor stops at the
@@ -502,8 +512,12 @@ class _ObjectPass:
                 )
         # One read connection for the page: its links, then its references.
         with self.db.connect() as conn:
-            known = store.links_by_remote(
-                conn, self.sync, self.object_type, name, [record.id for record in records]
+            known = (
+                {}
+                if name in self.never_linked
+                else store.links_by_remote(
+                    conn, self.sync, self.object_type, name, [record.id for record in records]
+                )
             )
             mapped = self._map_page(runtime, records, known)
             if mapped:

@@ -195,6 +195,16 @@ def links_by_canonical(
     return found
 
 
+def has_links(conn: Connection, sync: str, object_type: str, system: str) -> bool:
+    """Whether any record of this system is linked yet (none is before its first sync)."""
+    found = conn.execute(
+        select(links.c.id)
+        .where(links.c.sync == sync, links.c.object_type == object_type, links.c.system == system)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def count_links(conn: Connection, sync: str, object_type: str, system: str) -> int:
     return int(
         conn.execute(
