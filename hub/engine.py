@@ -681,7 +681,8 @@ class _ObjectPass:
 
         Time first, then a random per-pass prefix, then a counter: unique without coordination,
         and ordered, so the indexes on canonical ids grow at their end rather than at random
-        places (a uuid4 made the state database's inserts a quarter slower).
+        places (a uuid4 made the state database's inserts a quarter slower). The prefix also
+        tells the records minted in this pass from those the store already holds.
         """
         self._ids_made += 1
         return f"{self._id_prefix}{self._ids_made:08x}"
@@ -753,14 +754,20 @@ class _ObjectPass:
 
     def _decide(self, page: list[tuple[str, list[Staged]]]) -> _Decided | None:
         """Plan the page and commit the decisions and the intents of its vendor writes."""
-        cids = [cid for cid, _ in page]
         now = self.engine.clock()
-        with self.db.connect() as conn:
-            bases = store.base_records(conn, self.sync, self.object_type, cids)
-            linked = store.links_by_canonical(conn, self.sync, self.object_type, cids)
-            known_conflicts = store.conflicts_for(
-                conn, self.sync, self.object_type, cids, ("open", "resolved")
-            )
+        # A canonical record minted in this pass has nothing in the store before its page's
+        # commit (no base, no link, no conflict): only the others are looked up.
+        stored = [cid for cid, _ in page if not cid.startswith(self._id_prefix)]
+        bases: dict[str, store.BaseRecord] = {}
+        linked: dict[str, dict[str, store.Link]] = {}
+        known_conflicts: dict[tuple[str, str], store.ConflictRow] = {}
+        if stored:
+            with self.db.connect() as conn:
+                bases = store.base_records(conn, self.sync, self.object_type, stored)
+                linked = store.links_by_canonical(conn, self.sync, self.object_type, stored)
+                known_conflicts = store.conflicts_for(
+                    conn, self.sync, self.object_type, stored, ("open", "resolved")
+                )
         resolutions: dict[str, dict[str, Any]] = defaultdict(dict)
         # Fields waiting for a person, and the value each system held when the wait began.
         waiting: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
