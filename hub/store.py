@@ -236,6 +236,16 @@ def base_records(
     return found
 
 
+def has_match_keys(conn: Connection, sync: str, object_type: str) -> bool:
+    """Whether any canonical record of this object type holds a match key yet."""
+    found = conn.execute(
+        select(match_keys.c.key)
+        .where(match_keys.c.sync == sync, match_keys.c.object_type == object_type)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def match_candidates(
     conn: Connection, sync: str, object_type: str, keys: Iterable[str]
 ) -> list[tuple[BaseRecord, dict[str, str]]]:
@@ -713,6 +723,10 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     # A page's rows share a handful of timestamps ("now", the run's times): cache them.
     if value is None:
         return None
+    if value.tzinfo is UTC:
+        # Vendors' modified times miss the cache, one each: formatted as they are, then the
+        # "+00:00" cut, which costs a third less than converting first.
+        return value.isoformat(" ", "microseconds")[:-6]
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
@@ -771,7 +785,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if conn.dialect.name != "sqlite":
         conn.execute(insert(table), list(rows))
         return
-    present = {name for row in rows for name in row}
+    present = set().union(*rows)
     columns = [
         column
         for column in table.columns
