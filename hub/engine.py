@@ -696,13 +696,20 @@ class _ObjectPass:
         # key (deleted and created again) is not its duplicate, and under `propagate` the
         # whole canonical record is going away.
         deleting = spool.deletions()
+        with self.db.connect() as conn:
+            # Before this object type's first sync no canonical record holds a key to match.
+            keyed = store.has_match_keys(conn, self.sync, self.object_type)
         matched = 0
         for batch in spool.unlinked(1000):
             keys = {staged.seq: record_keys(staged.values, self.rules) for staged in batch}
             batch_keys = all_keys(keys.values())
             matcher.prefetch(batch_keys)
-            with self.db.connect() as conn:
-                candidates = store.match_candidates(conn, self.sync, self.object_type, batch_keys)
+            candidates = []
+            if keyed:
+                with self.db.connect() as conn:
+                    candidates = store.match_candidates(
+                        conn, self.sync, self.object_type, batch_keys
+                    )
             for base, members in candidates:
                 gone = deleting.get(base.canonical_id, set())
                 if gone and self.spec.deletes == "propagate":
