@@ -791,14 +791,12 @@ def _variable_limit(conn: Connection) -> int:
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert many rows of the same shape.
 
-    On SQLite the rows go straight to the driver, converted the way SQLAlchemy's own types
-    store them: a first sync inserts five rows per record, and SQLAlchemy's per-row parameter
-    processing was most of its cost. Elsewhere this is an ordinary executemany.
+    Rows may leave out columns that have a default. On SQLite the rows go straight to the
+    driver, converted the way SQLAlchemy's own types store them: a first sync inserts five rows
+    per record, and SQLAlchemy's per-row parameter processing was most of its cost. Elsewhere
+    this is an ordinary executemany.
     """
     if not rows:
-        return
-    if conn.dialect.name != "sqlite":
-        conn.execute(insert(table), list(rows))
         return
     present = set().union(*rows)
     columns = [
@@ -811,6 +809,15 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         column.default.arg if isinstance(column.default, ScalarElementColumnDefault) else None
         for column in columns
     ]
+    if conn.dialect.name != "sqlite":
+        # An executemany takes its columns from the first row: every row gets them all, or a
+        # column only some rows carry (a detached link among new ones) would be dropped.
+        filled = [
+            {name: row.get(name, default) for name, default in zip(names, defaults, strict=True)}
+            for row in rows
+        ]
+        conn.execute(insert(table), filled)
+        return
     row_tuple = _row_builder(
         tuple(names), tuple(defaults), tuple(_sqlite_value(column.type) for column in columns)
     )

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select
 
-from hub.store import bulk_insert
+from hub.store import Link, bulk_insert, links_by_remote
 from hub.tables import links
 
 EAST = timezone(timedelta(hours=2))
@@ -58,3 +58,29 @@ def test_fast_inserts_store_what_sqlalchemy_stores(db: Engine, modified_at: date
     assert fast == plain
     assert fast.remote_modified_at == modified_at
     assert fast.detached is False
+
+
+def test_links_read_back_by_remote_id_as_they_were_written(db: Engine) -> None:
+    linked_at = datetime(2026, 1, 2, 9, 0, tzinfo=UTC)
+    rows = [
+        _link("1", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), linked_at),
+        _link("2", datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC), linked_at),
+        {**_link("3", linked_at, linked_at), "remote_modified_at": None, "detached": True},
+    ]
+    with db.begin() as conn:
+        bulk_insert(conn, links, rows)
+    with db.connect() as conn:
+        found = links_by_remote(conn, "s", "contacts", "a", ["1", "2", "3", "4"])
+    assert sorted(found) == ["1", "2", "3"]
+    for row in rows:
+        link = found[row["remote_id"]]
+        assert link == Link(
+            row["canonical_id"],
+            "a",
+            row["remote_id"],
+            row["remote_modified_at"],
+            "h",
+            row.get("detached", False),
+        )
+    assert found["2"].remote_modified_at is not None
+    assert found["2"].remote_modified_at.tzinfo is not None
