@@ -42,6 +42,7 @@ from sqlalchemy import Engine
 from connectors.base import Connector, RemoteRecord, ReportsHeadroom, SweepsIds, WriteResult
 from connectors.errors import Action, ConnectorError
 from hub import reasons, store
+from hub.collector import run_pace
 from hub.lease_owner import owner_is_gone, process_owner
 from hub.ledger import PageLedger, link_update
 from hub.logs import carry_context, run_context, set_run_id
@@ -158,7 +159,7 @@ class SyncEngine:
     # ------------------------------------------------------------------ run
 
     def run(self, *, dry_run: bool = False, allow_mass_delete: bool = False) -> RunReport:
-        with run_context(self.spec.name):
+        with run_context(self.spec.name), run_pace():
             report = self._run(dry_run, allow_mass_delete)
             _log_outcome(report)
             return report
@@ -335,6 +336,8 @@ class _ObjectPass:
         self.rules = tuple(self.spec.match.get(object_type, ()))
         self.high_water: dict[str, datetime | None] = {}
         self.swept: dict[str, datetime] = {}
+        # Systems being read for the first time in this sync, while their read lasts.
+        self.never_linked: set[str] = set()
         self._remote_refs: dict[str, dict[str, dict[str, str]]] = {}
         # Loaded once per pass: intents earlier runs left, and records that failed before.
         self.stale: dict[tuple[str, str], str] = {}
@@ -398,6 +401,9 @@ class _ObjectPass:
         name = runtime.name
         with self.db.connect() as conn:
             cursor = store.get_cursor(conn, self.sync, name, self.object_type)
+            if not store.has_links(conn, self.sync, self.object_type, name):
+                # Its first sync: no page can hold a linked record, so none is looked up.
+                self.never_linked.add(name)
         since = cursor - self.spec.overlap if cursor is not None else None
         high = cursor
         started = self.engine.clock()
@@ -407,25 +413,30 @@ class _ObjectPass:
         connector = runtime.connector
         # The next page is fetched while this one is mapped and staged: the vendor's latency
         # and our CPU overlap. One thread, so the connector is never called concurrently.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{name}") as reader:
-            read_changes = carry_context(connector.read_changes)
-            pending = reader.submit(read_changes, self.object_type, since, None, fields)
-            while True:
-                page = pending.result()
-                records, token = page.records, page.next_token
-                if limit is not None and read + len(records) >= limit:
-                    records, token = records[: limit - read], None
-                if token:
-                    pending = reader.submit(read_changes, self.object_type, since, token, fields)
-                self._stage(runtime, records, spool)
-                for record in records:
-                    if high is None or record.modified_at > high:
-                        high = record.modified_at
-                read += len(records)
-                self._progress("read", name, read, None)
-                self.engine.keep_lease()
-                if not token:
-                    break
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{name}") as reader:
+                read_changes = carry_context(connector.read_changes)
+                pending = reader.submit(read_changes, self.object_type, since, None, fields)
+                while True:
+                    page = pending.result()
+                    records, token = page.records, page.next_token
+                    if limit is not None and read + len(records) >= limit:
+                        records, token = records[: limit - read], None
+                    if token:
+                        pending = reader.submit(
+                            read_changes, self.object_type, since, token, fields
+                        )
+                    self._stage(runtime, records, spool)
+                    for record in records:
+                        if high is None or record.modified_at > high:
+                            high = record.modified_at
+                    read += len(records)
+                    self._progress("read", name, read, None)
+                    self.engine.keep_lease()
+                    if not token:
+                        break
+        finally:
+            self.never_linked.discard(name)
         if limit is not None:
             # A sample is not the whole: the cursor stays, and deletes wait for a full run.
             self.high_water[name] = None
@@ -529,8 +540,12 @@ class _ObjectPass:
                 )
         # One read connection for the page: its links, then its references.
         with self.db.connect() as conn:
-            known = store.links_by_remote(
-                conn, self.sync, self.object_type, name, [record.id for record in records]
+            known = (
+                {}
+                if name in self.never_linked
+                else store.links_by_remote(
+                    conn, self.sync, self.object_type, name, [record.id for record in records]
+                )
             )
             mapped = self._map_page(runtime, records, known)
             if mapped:
@@ -714,7 +729,8 @@ class _ObjectPass:
 
         Time first, then a random per-pass prefix, then a counter: unique without coordination,
         and ordered, so the indexes on canonical ids grow at their end rather than at random
-        places (a uuid4 made the state database's inserts a quarter slower).
+        places (a uuid4 made the state database's inserts a quarter slower). The prefix also
+        tells the records minted in this pass from those the store already holds.
         """
         self._ids_made += 1
         return f"{self._id_prefix}{self._ids_made:08x}"
@@ -728,13 +744,20 @@ class _ObjectPass:
         # key (deleted and created again) is not its duplicate, and under `propagate` the
         # whole canonical record is going away.
         deleting = spool.deletions()
+        with self.db.connect() as conn:
+            # Before this object type's first sync no canonical record holds a key to match.
+            keyed = store.has_match_keys(conn, self.sync, self.object_type)
         matched = 0
         for batch in spool.unlinked(1000):
             keys = {staged.seq: record_keys(staged.values, self.rules) for staged in batch}
             batch_keys = all_keys(keys.values())
             matcher.prefetch(batch_keys)
-            with self.db.connect() as conn:
-                candidates = store.match_candidates(conn, self.sync, self.object_type, batch_keys)
+            candidates = []
+            if keyed:
+                with self.db.connect() as conn:
+                    candidates = store.match_candidates(
+                        conn, self.sync, self.object_type, batch_keys
+                    )
             for base, members in candidates:
                 gone = deleting.get(base.canonical_id, set())
                 if gone and self.spec.deletes == "propagate":
@@ -793,14 +816,20 @@ class _ObjectPass:
 
     def _decide(self, page: list[tuple[str, list[Staged]]]) -> _Decided | None:
         """Plan the page and commit the decisions and the intents of its vendor writes."""
-        cids = [cid for cid, _ in page]
         now = self.engine.clock()
-        with self.db.connect() as conn:
-            bases = store.base_records(conn, self.sync, self.object_type, cids)
-            linked = store.links_by_canonical(conn, self.sync, self.object_type, cids)
-            known_conflicts = store.conflicts_for(
-                conn, self.sync, self.object_type, cids, ("open", "resolved")
-            )
+        # A canonical record minted in this pass has nothing in the store before its page's
+        # commit (no base, no link, no conflict): only the others are looked up.
+        stored = [cid for cid, _ in page if not cid.startswith(self._id_prefix)]
+        bases: dict[str, store.BaseRecord] = {}
+        linked: dict[str, dict[str, store.Link]] = {}
+        known_conflicts: dict[tuple[str, str], store.ConflictRow] = {}
+        if stored:
+            with self.db.connect() as conn:
+                bases = store.base_records(conn, self.sync, self.object_type, stored)
+                linked = store.links_by_canonical(conn, self.sync, self.object_type, stored)
+                known_conflicts = store.conflicts_for(
+                    conn, self.sync, self.object_type, stored, ("open", "resolved")
+                )
         resolutions: dict[str, dict[str, Any]] = defaultdict(dict)
         # Fields waiting for a person, and the value each system held when the wait began.
         waiting: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)

@@ -168,7 +168,7 @@ class WritePlanner:
                 "create",
                 payload,
                 view,
-                content_hash(view),
+                _hash_of(view, plan.versions.values()),
                 changes,
                 reason=self.origin(plan, ()),
             )
@@ -286,3 +286,12 @@ class WritePlanner:
         if plan.base is None:
             return "new record from " + "+".join(sorted(plan.versions)) if plan.versions else ""
         return "brought up to date with the hub's record"
+
+
+def _hash_of(view: Mapping[str, Any], versions: Iterable[Version]) -> str:
+    """The view's content hash; a record created from one system's version as it was read
+    (same fields, same values) has that version's hash already."""
+    for version in versions:
+        if version.values == view:
+            return version.hash
+    return content_hash(view)
