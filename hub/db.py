@@ -106,9 +106,13 @@ def _migrating_alone(engine: Engine) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    import fcntl  # POSIX: crmhub's platforms; SQLite's own locks are fcntl locks, not flock
+    import fcntl  # POSIX: crmhub's platforms
 
-    with open(database, "ab") as handle:
+    # A file of its own, never the database: closing any handle on the database file drops
+    # every POSIX lock this process's SQLite connections hold on it, which lets another
+    # process write under them (a "database disk image is malformed" a scheduler met when it
+    # opened the database again while its job store's connections were open).
+    with open(f"{database}.migrate-lock", "ab") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
