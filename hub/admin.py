@@ -124,6 +124,15 @@ def sync_status(db: Engine, sync_names: list[str]) -> list[dict[str, Any]]:
     return result
 
 
+def migration_names(db: Engine, configured: Sequence[str]) -> list[str]:
+    """The syncs ``crmhub migrate`` ran (``migrate-A-to-B``), which no config names."""
+    with db.connect() as conn:
+        names = conn.execute(
+            select(runs.c.sync).where(runs.c.sync.like("migrate-%-to-%")).distinct()
+        ).scalars()
+        return sorted(name for name in names if name not in configured)
+
+
 def rate_limit_headroom(db: Engine, systems: Sequence[str]) -> dict[str, dict[str, Any] | None]:
     """Per system, its rate-limit headroom as its vendor last reported it:
     ``{"observed_at": iso, "budgets": {name: figures}}`` (figures as

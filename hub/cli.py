@@ -312,10 +312,15 @@ def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> Non
     with _errors_to_exit_codes():
         config, db = _load(config_path)
         rows = admin.sync_status(db, list(config.syncs))
+        migrations = admin.sync_status(db, admin.migration_names(db, list(config.syncs)))
         in_syncs = {name for sync in config.syncs.values() for name in sync.systems}
         headroom = admin.rate_limit_headroom(db, [s for s in config.systems if s in in_syncs])
     now = datetime.now(UTC)
+    for row in migrations:
+        # Run by hand (crmhub migrate run), never on a schedule.
+        row.update(migration=True, headroom={}, schedule=None, next_run=None)
     for row in rows:
+        row["migration"] = False
         row["headroom"] = {system: headroom[system] for system in config.syncs[row["sync"]].systems}
         schedule = config.syncs[row["sync"]].schedule
         row["schedule"] = str(schedule) if schedule else None
@@ -326,6 +331,7 @@ def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> Non
             schedule, datetime.fromisoformat(last_start) if last_start else None, now
         )
         row["next_run"] = upcoming.isoformat() if upcoming else None
+    rows += migrations
     if as_json:
         _print_json(rows)
         return
@@ -337,9 +343,9 @@ def status(config_path: ConfigOption = None, as_json: JsonOption = False) -> Non
         table.append(
             [
                 row["sync"],
-                row["schedule"] or "manual",
+                "migration" if row["migration"] else row["schedule"] or "manual",
                 last["started_at"][:19].replace("T", " ") if last else "never",
-                _next_run(row["next_run"], now),
+                "by hand" if row["migration"] else _next_run(row["next_run"], now),
                 f"{last['seconds']:.1f}s" if last and last["seconds"] is not None else "",
                 last["status"] if last else "",
                 f"{writes:,}" if last else "",

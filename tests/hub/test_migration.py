@@ -486,3 +486,41 @@ def test_ctrl_c_finishes_the_page_in_hand_and_the_next_run_goes_on(
     assert as_json(resumed)["counts"]["contacts"][target].get("created", 0) == 0
     assert emails(boxes[target], maps[target]) == everyone
     assert crmhub(config, "verify", "--from", source, "--to", target).returncode == 0
+
+
+def test_status_lists_a_migration_beside_the_configured_syncs(workdir: Path) -> None:
+    config = workdir / "crmhub.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": f"sqlite:///{workdir}/state.db",
+                "systems": {
+                    "a": {"connector": "memory", "path": str(workdir / "a.json")},
+                    "b": {"connector": "memory", "path": str(workdir / "b.json")},
+                },
+                "syncs": {},
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert crmhub(config, "run", "--from", "a", "--to", "b").returncode == 0
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from hub.cli import main; main()",
+            "status",
+            "--json",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [row] = json.loads(done.stdout)
+    assert row["sync"] == "migrate-a-to-b"
+    assert row["migration"] is True
+    assert row["next_run"] is None
+    assert row["last_run"]["status"] == "succeeded"
