@@ -471,28 +471,30 @@ class _PlanTally(RunObserver):
     def _target_gap(
         self, object_type: str, name: str, vendor_field: str, value: Any, choices: list[str]
     ) -> None:
-        key = (object_type, "target", name, str(value))
-        gap = self.gaps.get(key)
-        if gap is None:
-            # A field the source passes through as text is fixed on the source's side: its
-            # value maps straight to one the target lists. A field the source maps to a
-            # canonical value (a stage) needs the target's own map to name its value for it.
-            passes_through = not self._has_value_map(self.source.fieldmap, object_type, name)
-            gap = ValueGap(
+        # A field the source passes through as text is fixed on the source's side: its value
+        # maps straight to one the target lists. A field the source maps to a canonical value
+        # (a stage) needs the target's own map to name its value for it.
+        passes_through = not self._has_value_map(self.source.fieldmap, object_type, name)
+        fix = _values_key(self.source.fieldmap, object_type, name, self.source.name)
+        self._count_gap(
+            ValueGap(
                 object_type,
                 "target",
                 name,
                 vendor_field,
                 str(value),
-                fix=(
-                    _values_key(self.source.fieldmap, object_type, name, self.source.name)
-                    if passes_through
-                    else None
-                ),
+                fix=fix if passes_through else None,
                 choices=choices,
             )
-            self.gaps[key] = gap
+        )
+
+    def _count_gap(self, found: ValueGap, example: str | None = None) -> None:
+        """One more record holding ``found``'s value (kept the first time it is seen)."""
+        key = (found.object_type, found.side, found.field_name, found.value)
+        gap = self.gaps.setdefault(key, found)
         gap.records += 1
+        if example is not None and len(gap.examples) < EXAMPLES:
+            gap.examples.append(example)
 
     def unmappable(
         self, object_type: str, system: str, remote_id: str, error: MappingError
@@ -503,10 +505,8 @@ class _PlanTally(RunObserver):
         if error.map_key is None or error.field is None:
             plan.unreadable[_reason_kind(error)] += 1
             return
-        key = (object_type, "source", error.field, str(error.value))
-        gap = self.gaps.get(key)
-        if gap is None:
-            gap = ValueGap(
+        self._count_gap(
+            ValueGap(
                 object_type,
                 "source",
                 error.field,
@@ -514,11 +514,9 @@ class _PlanTally(RunObserver):
                 str(error.value),
                 fix=f"{self.source.name}.{error.map_key}",
                 choices=list(DEAL_STAGES) if error.field == "stage" else [],
-            )
-            self.gaps[key] = gap
-        gap.records += 1
-        if len(gap.examples) < EXAMPLES:
-            gap.examples.append(remote_id)
+            ),
+            example=remote_id,
+        )
 
     def duplicate(
         self, object_type: str, system: str, remote_id: str, duplicate_of: str, rule: str
@@ -537,20 +535,9 @@ class _PlanTally(RunObserver):
     ) -> None:
         if system != self.target.name or error.field is None:
             return
-        key = (object_type, "target", error.field, str(error.value))
-        gap = self.gaps.get(key)
-        if gap is None:
-            gap = ValueGap(
-                object_type,
-                "target",
-                error.field,
-                error.vendor_field,
-                str(error.value),
-                fix=None,
-                choices=[],
-            )
-            self.gaps[key] = gap
-        gap.records += 1
+        self._count_gap(
+            ValueGap(object_type, "target", error.field, error.vendor_field, str(error.value))
+        )
 
     def planned(self, object_type: str, plans: Sequence[Plan], writes: Sequence[Write]) -> None:
         plan = self.objects[object_type]

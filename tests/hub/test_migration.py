@@ -258,36 +258,46 @@ def test_the_plan_flags_unmapped_stages_and_duplicates_and_writes_nothing(
     assert "same email" in missing[0]["reason"]
 
 
-def test_a_migration_asked_for_wrongly_is_refused_naming_the_culprit(workdir: Path) -> None:
+def two_memory_crms(workdir: Path, syncs: dict[str, Any]) -> Path:
+    """A config of two in-memory CRMs, ``a`` and ``b``, kept in files between processes."""
     config = workdir / "crmhub.yaml"
     config.write_text(
         yaml.safe_dump(
             {
                 "database": f"sqlite:///{workdir}/state.db",
                 "systems": {
-                    "a": {"connector": "memory", "path": str(workdir / "a.json")},
-                    "b": {"connector": "memory", "path": str(workdir / "b.json")},
+                    name: {"connector": "memory", "path": str(workdir / f"{name}.json")}
+                    for name in ("a", "b")
                 },
-                "syncs": {"migrate-a-to-b": {"systems": ["a", "b"]}},
+                "syncs": syncs,
             }
         ),
         encoding="utf-8",
     )
-    unknown = crmhub(config, "plan", "--from", "a", "--to", "nowhere")
-    assert unknown.returncode == 2
-    assert "--to 'nowhere' is not a configured system" in unknown.stderr
-    same = crmhub(config, "run", "--from", "a", "--to", "a")
-    assert same.returncode == 2
-    assert "--from and --to are both 'a'" in same.stderr
-    objects = crmhub(config, "verify", "--from", "b", "--to", "a", "--objects", "leads")
-    assert objects.returncode == 2
-    assert "unknown object type 'leads'" in objects.stderr
-    taken = crmhub(config, "run", "--from", "a", "--to", "b")
-    assert taken.returncode == 2
-    assert "already has a sync named 'migrate-a-to-b'" in taken.stderr
-    nowhere = crmhub(config, "plan", "--from", "b", "--to", "a", "--report", "no/such/plan")
-    assert nowhere.returncode == 2
-    assert "no folder no/such" in nowhere.stderr
+    return config
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("plan", "--from", "a", "--to", "nowhere"), "--to 'nowhere' is not a configured system"),
+        (("run", "--from", "a", "--to", "a"), "--from and --to are both 'a'"),
+        (
+            ("verify", "--from", "b", "--to", "a", "--objects", "leads"),
+            "unknown object type 'leads'",
+        ),
+        (("run", "--from", "a", "--to", "b"), "already has a sync named 'migrate-a-to-b'"),
+        (("plan", "--from", "b", "--to", "a", "--report", "no/such/plan"), "no folder no/such"),
+    ],
+    ids=["unknown system", "same system", "unknown object", "name taken", "no report folder"],
+)
+def test_a_migration_asked_for_wrongly_is_refused_naming_the_culprit(
+    workdir: Path, args: tuple[str, ...], message: str
+) -> None:
+    config = two_memory_crms(workdir, {"migrate-a-to-b": {"systems": ["a", "b"]}})
+    refused = crmhub(config, *args)
+    assert refused.returncode == 2
+    assert message in refused.stderr
 
 
 # --------------------------------------------------------------------------- the move
@@ -489,20 +499,7 @@ def test_ctrl_c_finishes_the_page_in_hand_and_the_next_run_goes_on(
 
 
 def test_status_lists_a_migration_beside_the_configured_syncs(workdir: Path) -> None:
-    config = workdir / "crmhub.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "database": f"sqlite:///{workdir}/state.db",
-                "systems": {
-                    "a": {"connector": "memory", "path": str(workdir / "a.json")},
-                    "b": {"connector": "memory", "path": str(workdir / "b.json")},
-                },
-                "syncs": {},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = two_memory_crms(workdir, {})
     assert crmhub(config, "run", "--from", "a", "--to", "b").returncode == 0
 
     done = subprocess.run(
