@@ -365,7 +365,9 @@ source changed since.</p>
 <figcaption><strong>{{ chart.object_type }}</strong>: {{ chart.source_records | num }} source
 records{% if chart.gap_records %}; {{ chart.gap_records | num }} hold a value the source's map
 cannot read (see Value gaps) and wait for the values file{% endif %}.</figcaption>
-<svg viewBox="-2 -2 {{ chart_width + 4 }} 82" role="img" aria-labelledby="chart-{{ loop.index }}">
+{% set legend_rows = (chart.segments | length + 2) // 3 %}
+<svg viewBox="-2 -2 {{ chart_width + 4 }} {{ 34 + legend_rows * 22 }}" role="img"
+ aria-labelledby="chart-{{ loop.index }}">
 <title id="chart-{{ loop.index }}">{{ chart.object_type }}:
 {% for s in chart.segments %}{{ s.label }} {{ s.value | num }}{{ ", " if not loop.last else "" }}
 {% endfor %}</title>
