@@ -2,7 +2,7 @@
 
 Public entry points: :func:`seal`, :func:`verify`, :func:`verify_file`, :func:`prune`,
 :func:`entry_hash`, :class:`Verification`, :class:`Finding`, :class:`Pruned`,
-:class:`AuditError`, :class:`ArchiveError`, :data:`GENESIS`.
+:class:`AuditError`, :class:`ArchiveError`, :data:`GENESIS`, :data:`ENTRY_COLUMNS`.
 
 Every audit entry stores ``prev_hash``, the hash of the entry appended just before it, and
 ``hash``, SHA-256 over its own content and ``prev_hash`` (:func:`entry_hash`). The id is not part
@@ -45,7 +45,8 @@ _APPEND_LOCK_KEY = 0x6175646974
 # Bounds the memory of a verification whatever the length of the chain.
 _RECENT = 10_000
 
-_ENTRY_COLUMNS = (
+# An audit entry's fields, in the order archives (`audit prune --export`) and CSV logs use.
+ENTRY_COLUMNS = (
     "id",
     "at",
     "run_id",
@@ -408,8 +409,8 @@ def _file_entries(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 entry = orjson.loads(line)
                 entry["at"] = datetime.fromisoformat(entry["at"])
-                if not all(name in entry for name in _ENTRY_COLUMNS):
-                    raise KeyError(sorted(set(_ENTRY_COLUMNS) - set(entry)))
+                if not all(name in entry for name in ENTRY_COLUMNS):
+                    raise KeyError(sorted(set(ENTRY_COLUMNS) - set(entry)))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise ArchiveError(
                     f"{path} line {number} is not an audit entry ({type(exc).__name__}: {exc})"
@@ -473,7 +474,7 @@ def _last_prunable(conn: Connection, before: datetime) -> int:
 
 
 def _export_line(entry: Mapping[str, Any]) -> bytes:
-    row = {name: entry[name] for name in _ENTRY_COLUMNS}
+    row = {name: entry[name] for name in ENTRY_COLUMNS}
     row["at"] = _instant(entry["at"])
     return orjson.dumps(row) + b"\n"
 

@@ -503,26 +503,11 @@ def log_command(
 
 
 _LOG_FORMATS = ("table", "jsonl", "csv")
-_AUDIT_COLUMNS = (
-    "id",
-    "at",
-    "run_id",
-    "sync",
-    "system",
-    "object_type",
-    "remote_id",
-    "canonical_id",
-    "action",
-    "changes",
-    "reason",
-    "prev_hash",
-    "hash",
-)
 
 
 def _write_csv(entries: Iterable[dict[str, Any]]) -> None:
     writer = csv.writer(sys.stdout)
-    writer.writerow(_AUDIT_COLUMNS)
+    writer.writerow(audit.ENTRY_COLUMNS)
     for entry in entries:
         changes = entry.get("changes")
         writer.writerow(
@@ -530,7 +515,7 @@ def _write_csv(entries: Iterable[dict[str, Any]]) -> None:
                 json.dumps(changes, ensure_ascii=False, default=str)
                 if name == "changes" and changes is not None
                 else entry.get(name)
-                for name in _AUDIT_COLUMNS
+                for name in audit.ENTRY_COLUMNS
             ]
         )
 

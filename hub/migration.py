@@ -159,16 +159,17 @@ class Migration:
     def engine(
         self,
         db: Engine,
+        runtimes: Sequence[SystemRuntime],
         *,
-        sample: int | None = None,
         progress: Progress | None = None,
         should_stop: Callable[[], bool] | None = None,
         observer: RunObserver | None = None,
     ) -> SyncEngine:
+        """The engine of one run of this migration over ``runtimes`` (:meth:`runtimes`)."""
         return SyncEngine(
             db,
             sync_spec(self.sync_config()),
-            self.runtimes(sample=sample),
+            runtimes,
             progress=progress,
             should_stop=should_stop,
             observer=observer,
@@ -364,17 +365,9 @@ def plan_migration(
 ) -> MigrationPlan:
     """Read both systems without writing anything, and tell what a migration would do."""
     runtimes = migration.runtimes()
-    source, target = runtimes
     started = time.monotonic()
-    tally = _PlanTally(migration, source, target)
-    engine = SyncEngine(
-        db,
-        sync_spec(migration.sync_config()),
-        runtimes,
-        progress=progress,
-        observer=tally,
-    )
-    report = engine.run(dry_run=True)
+    tally = _PlanTally(migration, *runtimes)
+    report = migration.engine(db, runtimes, progress=progress, observer=tally).run(dry_run=True)
     return tally.finish(report, time.monotonic() - started)
 
 
@@ -391,8 +384,8 @@ def run_migration(
     The first run moves everything; a later one is a delta pass. One stopped part-way resumes:
     what it committed stays linked, and the next run writes only what is left.
     """
-    engine = migration.engine(db, sample=sample, progress=progress, should_stop=should_stop)
-    return engine.run()
+    runtimes = migration.runtimes(sample=sample)
+    return migration.engine(db, runtimes, progress=progress, should_stop=should_stop).run()
 
 
 class _PlanTally(RunObserver):
@@ -407,6 +400,9 @@ class _PlanTally(RunObserver):
         self.gaps: dict[tuple[str, str, str, str], ValueGap] = {}
         self.notes: list[str] = []
         self.picklists = self._target_picklists()
+        # (object type, field, value) -> whether the target accepts what it would be written
+        # as: a picklist holds few distinct values, so each is mapped once, not once a record.
+        self._accepted: dict[tuple[str, str, Any], bool] = {}
 
     # -- what the target accepts ------------------------------------------------------
 
@@ -453,10 +449,15 @@ class _PlanTally(RunObserver):
                 value = record.get(name)
                 if is_blank(value):
                     continue
-                written = self._as_target_writes(object_type, name, value)
-                if written is None or all(item in accepted for item in written):
-                    continue
-                self._target_gap(object_type, name, vendor_field, value, sorted(accepted))
+                key = (object_type, name, tuple(value) if isinstance(value, list) else value)
+                ok = self._accepted.get(key)
+                if ok is None:
+                    written = self._as_target_writes(object_type, name, value)
+                    ok = self._accepted[key] = written is None or all(
+                        item in accepted for item in written
+                    )
+                if not ok:
+                    self._target_gap(object_type, name, vendor_field, value, sorted(accepted))
 
     def _as_target_writes(self, object_type: str, name: str, value: Any) -> list[str] | None:
         try:
