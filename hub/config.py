@@ -131,6 +131,7 @@ _SYNC_KEYS = (
     "overlap",
     "delete_sweep",
     "fields",
+    "split",
 )
 _CONFLICT_KEYS = ("prefer", "owners", "fallback")
 _DASHBOARD_KEYS = ("admin_password_hash",)
@@ -317,6 +318,18 @@ class ConflictPolicy(_Frozen):
     fallback: Literal["newest", "manual"] = "newest"
 
 
+class SplitConfig(_Frozen):
+    """How a run on Celery workers shares out a large initial sync (``split:`` of a sync).
+
+    When an object type has at least ``min_records`` records to reconcile, the run decides them
+    all, then ``tasks`` worker tasks and the run itself send the writes, page by page, in
+    parallel within the vendors' shared rate-limit budgets. Runs in-process never split.
+    """
+
+    tasks: int = Field(default=4, ge=1, le=64)
+    min_records: int = Field(default=5000, ge=1)
+
+
 class SystemConfig(_Frozen):
     """One configured CRM account.
 
@@ -368,6 +381,7 @@ class SyncConfig(_Frozen):
     overlap_seconds: float = Field(default=300.0, ge=0)
     delete_sweep_seconds: float = Field(default=86400.0, ge=0)
     fields: dict[str, dict[str, dict[str, str]]] = Field(default_factory=dict)
+    split: SplitConfig | None = None
 
     @property
     def readers(self) -> tuple[str, ...]:
@@ -1024,6 +1038,7 @@ class _Parser:
         overlap = self.duration(body.get("overlap"), (*path, "overlap"), 300.0)
         sweep = self.duration(body.get("delete_sweep"), (*path, "delete_sweep"), 86400.0)
         fields = self.fields(body.get("fields"), (*path, "fields"), members)
+        split = self.split(body.get("split"), (*path, "split"))
         if len(self.problems) > before or members is None or conflicts is None:
             return None
         return SyncConfig(
@@ -1038,6 +1053,7 @@ class _Parser:
             overlap_seconds=overlap,
             delete_sweep_seconds=sweep,
             fields=fields,
+            split=split,
         )
 
     def members(self, raw: Any, path: _KeyPath, defined: list[str]) -> dict[str, Access] | None:
@@ -1266,6 +1282,30 @@ class _Parser:
             return policy
         self.problem(path, f"{str(raw)!r} is not a delete policy (use ignore, propagate or unlink)")
         return "ignore"
+
+    def split(self, raw: Any, path: _KeyPath) -> SplitConfig | None:
+        if raw is None or raw is False:
+            return None
+        if raw is True:
+            return SplitConfig()
+        if not isinstance(raw, dict):
+            self.problem(path, "must be true, or a mapping like {tasks: 4, min_records: 5000}")
+            return None
+        for key in raw:
+            if key not in ("tasks", "min_records"):
+                self.problem((*path, str(key)), _unknown_key(str(key), ("tasks", "min_records")))
+        values: dict[str, int] = {}
+        for key, least, most in (("tasks", 1, 64), ("min_records", 1, None)):
+            value = raw.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                self.problem((*path, key), f"must be a whole number of at least {least}")
+            elif most is not None and value > most:
+                self.problem((*path, key), f"must be at most {most}, not {value}")
+            else:
+                values[key] = value
+        return SplitConfig(**values)
 
     def fraction(self, raw: Any, path: _KeyPath) -> float:
         if raw is None:

@@ -23,6 +23,19 @@ one thread at a time, and only the pass's own thread touches the database and th
 
 A system that cannot be reached or refuses our credentials is dropped from the rest of the run;
 what it should have received stays as pending intents, so the next run delivers it.
+
+Split runs (a large first sync on Celery workers, :mod:`hub.workers`): when an object type has
+at least ``split_min_records`` records to reconcile and a :class:`Splitter` is given, step 3
+commits each page's decisions with its intents marked *deferred* and sends nothing. The
+splitter then starts worker tasks (:meth:`SyncEngine.help`) and the run joins them: each of
+them, and the run itself, claims a deferred page at a time, plans its writes anew from the
+committed base values and links (as for any record the hub owes a write), sends them and
+commits the answers. A claim is taken away, in the transaction that commits the page's fresh
+intents, from the one worker that holds it, so no page is sent twice; a worker that dies
+leaves its claim to lapse (at once when it ran on this host) and its page to another. Only
+when no deferred page is left, and none is held by a live worker, does the run move its
+cursors and go on to the next object type, whose references need these writes' ids. Every
+pass first finishes what an earlier split run left deferred.
 """
 
 from __future__ import annotations
@@ -31,11 +44,11 @@ import logging
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy import Engine
 
@@ -65,6 +78,18 @@ Progress = Callable[[str, str, int, int | None], None]
 LEASE_TTL = timedelta(minutes=10)
 MASS_DELETE_MINIMUM = 10
 MATCH_IN_MEMORY_LIMIT = 50_000
+# How often a split run looks whether its workers have finished the pages they hold.
+SPLIT_POLL_SECONDS = 0.25
+
+
+class Splitter(Protocol):
+    """Starts the worker tasks that help a split run send its deferred writes."""
+
+    def __call__(self, object_type: str, run_id: int, owner: str) -> None: ...
+
+
+class _ClaimLost(Exception):
+    """Another worker took over a deferred page this one had claimed (its claim lapsed)."""
 
 
 class LeaseHeldError(RuntimeError):
@@ -128,6 +153,8 @@ class SyncEngine:
         owner: str | None = None,
         should_stop: Callable[[], bool] | None = None,
         observer: RunObserver | None = None,
+        splitter: Splitter | None = None,
+        split_min_records: int = 5000,
     ) -> None:
         self.db = db
         self.spec = spec
@@ -137,7 +164,14 @@ class SyncEngine:
         self.progress = progress
         self.page_size = page_size
         self.spool_dir = spool_dir
+        # The lease's owner: this run's, or for a split run's worker task, the run's own.
         self.owner = owner or process_owner()
+        # Who holds this process's claims on deferred pages; liveness is judged by it.
+        self.claimant = process_owner()
+        self.splitter = splitter
+        self.split_min_records = split_min_records
+        # Set by help(): what this worker task sent of a split run's pages.
+        self.helping: RunReport | None = None
         self.should_stop = should_stop or (lambda: False)
         self.observer = observer or RunObserver()
         # A dry run commits no links: the ones it would make, so that a later object type's
@@ -223,6 +257,11 @@ class SyncEngine:
     def _finish(self, report: RunReport) -> None:
         assert report.run_id is not None
         with self.db.begin() as conn:
+            # What the worker tasks of a split run sent, they counted on the run's row.
+            for object_type, systems in store.run_counts(conn, report.run_id).items():
+                for system, outcomes in systems.items():
+                    for what, n in outcomes.items():
+                        report.count(object_type, system, what, n)
             report.open_conflicts, report.open_dead_letters = store.open_counts(
                 conn, self.spec.name
             )
@@ -241,14 +280,53 @@ class SyncEngine:
             store.save_rate_limits(conn, headroom, report.finished_at)
             store.release_lease(conn, self.spec.name, self.owner)
 
+    def help(self, object_type: str, run_id: int) -> RunReport:
+        """As one of a split run's worker tasks, send its deferred pages of ``object_type``:
+        claim one at a time until none is left to claim or the run (this engine's ``owner``)
+        no longer holds its lease. What was sent is counted on the run's row as well as in the
+        report returned."""
+        report = RunReport(self.spec.name, run_id, False, self.clock())
+        self.helping = report
+        with run_context(self.spec.name), run_pace():
+            set_run_id(run_id)
+            try:
+                # The pass counts each page afresh: _finish moves its counts to the run's row
+                # and to this report.
+                scratch = RunReport(self.spec.name, run_id, False, report.started_at)
+                helper = _ObjectPass(self, object_type, scratch, False, False)
+                helper.drain(wait=False)
+                report.errors.extend(scratch.errors)
+                log.info(
+                    "split run %d: this worker sent %d page(s) of %s",
+                    run_id,
+                    helper.pages_claimed,
+                    object_type,
+                    extra={"object": object_type, "pages": helper.pages_claimed},
+                )
+                report.status = "succeeded"
+            except BaseException:
+                report.status = "failed"
+                raise
+            finally:
+                report.failures = list(self.failed.values())
+                report.finished_at = self.clock()
+                for runtime in self.systems.values():
+                    try:
+                        runtime.connector.close()
+                    except Exception:
+                        log.exception("closing %s failed", runtime.name)
+        return report
+
     def keep_lease(self) -> None:
         """Renew the lease during long reads, well before it expires (page commits renew it
         too); a lease another process took in between stops this run."""
         if self._dry_run or time.monotonic() - self._lease_renewed < LEASE_TTL.total_seconds() / 3:
             return
         with self.db.begin() as conn:
-            if not store.renew_lease(conn, self.spec.name, self.owner, self.clock(), LEASE_TTL):
+            now = self.clock()
+            if not store.renew_lease(conn, self.spec.name, self.owner, now, LEASE_TTL):
                 raise LeaseHeldError(f"sync {self.spec.name!r}: lost the lease to another process")
+            store.renew_claims(conn, self.spec.name, self.claimant, now, LEASE_TTL)
         self._lease_renewed = time.monotonic()
 
     def fail_system(self, system: str, error: ConnectorError) -> None:
@@ -273,6 +351,11 @@ class _Decided:
     intents: list[store.Intent]
     intents_row: int | None
     now: datetime
+
+
+# One page to reconcile: canonical ids with their staged versions, and the deferred row whose
+# writes the page sends anew (split runs), if any.
+_Page = tuple[list[tuple[str, list[Staged]]], store.DeferredRow | None]
 
 
 @dataclass(slots=True)
@@ -348,13 +431,23 @@ class _ObjectPass:
         self.stampless: set[tuple[str, str]] = set()
         self._id_prefix = f"{time.time_ns() // 1_000_000:012x}{os.urandom(6).hex()}"
         self._ids_made = 0
+        self.pages_claimed = 0
 
     # ------------------------------------------------------------------ the pass
 
     def run(self) -> bool:
         """Sync this object type; False when asked to stop before the end."""
+        # What an earlier split run decided and did not send goes out before anything new.
+        if not self.dry_run and not self.drain(wait=True):
+            return False
         with self.db.connect() as conn:
-            self.stale, self.stale_rows = store.load_pending(conn, self.sync, self.object_type)
+            self.stale, self.stale_rows = store.load_pending(
+                conn,
+                self.sync,
+                self.object_type,
+                now=self.engine.clock(),
+                holder_is_gone=owner_is_gone,
+            )
             self.failures = store.open_failures(conn, self.sync, self.object_type)
         with Spool(self.engine.spool_dir) as spool:
             for name, runtime in self.systems.items():
@@ -369,31 +462,113 @@ class _ObjectPass:
             self._revisit(spool)
             self._identify(spool)
             total = spool.count()
-            done = 0
-            # A page's vendor writes go out on a writer thread while the next page is decided
-            # and committed here: vendor latency and our CPU overlap. Only the writer calls
-            # the connectors meanwhile, and only this thread touches the database and report.
-            in_flight: _InFlight | None = None
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
-                for page in spool.groups(self.engine.page_size):
-                    decided = self._decide(page)
-                    if in_flight is not None:
-                        self._finish(in_flight)
-                        in_flight = None
-                    if decided is not None:
-                        in_flight = self._start_writes(decided, writer)
-                    done += sum(len(staged) for _, staged in page)
-                    self._progress("reconcile", "", done, total)
-                    if self.engine.should_stop():
-                        if in_flight is not None:
-                            self._finish(in_flight)
-                        # The cursors stay where they were: the next run reads again what
-                        # this one did not reconcile, and the echoes of what it did are skipped.
-                        return False
+            split = (
+                self.engine.splitter is not None
+                and not self.dry_run
+                and total >= self.engine.split_min_records
+            )
+            pages = ((page, None) for page in spool.groups(self.engine.page_size))
+            if not self._reconcile(pages, total, defer=split):
+                # The cursors stay where they were: the next run reads again what this one did
+                # not reconcile, and the echoes of what it did are skipped.
+                return False
+        if split:
+            assert self.engine.splitter is not None
+            assert self.run_id is not None
+            log.info(
+                "split run: %d %s to reconcile; worker tasks share out their writes",
+                total,
+                self.object_type,
+            )
+            self.engine.splitter(self.object_type, self.run_id, self.engine.owner)
+            if not self.drain(wait=True):
+                return False
+        self._advance_cursors()
+        return True
+
+    def _reconcile(self, pages: Iterable[_Page], total: int | None, *, defer: bool) -> bool:
+        """Decide, commit and send page after page; False when asked to stop. ``defer``: commit
+        the decisions with deferred intents and send nothing (a split run's first half)."""
+        done = 0
+        # A page's vendor writes go out on a writer thread while the next page is decided
+        # and committed here: vendor latency and our CPU overlap. Only the writer calls
+        # the connectors meanwhile, and only this thread touches the database and report.
+        in_flight: _InFlight | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
+            for page, claim in pages:
+                try:
+                    decided = self._decide(page, claim=claim, defer=defer)
+                except _ClaimLost:
+                    log.warning("a deferred page was taken over by another worker")
+                    decided = None
                 if in_flight is not None:
                     self._finish(in_flight)
-            self._advance_cursors()
-            return True
+                    in_flight = None
+                if decided is not None and not defer:
+                    in_flight = self._start_writes(decided, writer)
+                done += len(page)
+                self._progress("send" if claim else "reconcile", "", done, total)
+                if self.engine.should_stop():
+                    if in_flight is not None:
+                        self._finish(in_flight)
+                    return False
+            if in_flight is not None:
+                self._finish(in_flight)
+        return True
+
+    def drain(self, *, wait: bool) -> bool:
+        """Send deferred pages of a split run, claiming one at a time; with ``wait``, then wait
+        until no other worker holds one (the join). False when asked to stop first."""
+        pages = self._claimed_pages()
+        if not self._reconcile(pages, None, defer=False):
+            return False
+        while wait:
+            with self.db.connect() as conn:
+                free, held = store.split_outstanding(
+                    conn,
+                    self.sync,
+                    self.object_type,
+                    self.engine.clock(),
+                    holder_is_gone=owner_is_gone,
+                )
+            if held == 0 and free == 0:
+                break
+            if free:
+                # A worker died holding a page, or left before the last was claimed.
+                if not self._reconcile(self._claimed_pages(), None, defer=False):
+                    return False
+                continue
+            if self.engine.should_stop():
+                return False
+            self.engine.keep_lease()
+            time.sleep(SPLIT_POLL_SECONDS)
+        return True
+
+    def _claimed_pages(self) -> Iterator[_Page]:
+        """Deferred pages this worker claims, one at a time, while any is left to claim and
+        the run that deferred them still holds the lease."""
+        engine = self.engine
+        while not engine.should_stop():
+            now = engine.clock()
+            with self.db.begin() as conn:
+                if engine.helping is not None and not store.renew_lease(
+                    conn, self.sync, engine.owner, now, LEASE_TTL
+                ):
+                    return  # the run is over, or another run took over: it sends the rest
+                claim = store.claim_deferred(
+                    conn,
+                    self.sync,
+                    self.object_type,
+                    engine.claimant,
+                    now,
+                    LEASE_TTL,
+                    holder_is_gone=owner_is_gone,
+                )
+            if claim is None:
+                return
+            self.pages_claimed += 1
+            canonical_ids = sorted({cid for cid, _, _ in claim.intents})
+            yield [(cid, []) for cid in canonical_ids], claim
 
     # ------------------------------------------------------------------ 1. read
 
@@ -814,12 +989,21 @@ class _ObjectPass:
 
     # ------------------------------------------------------------------ 3. reconcile
 
-    def _decide(self, page: list[tuple[str, list[Staged]]]) -> _Decided | None:
-        """Plan the page and commit the decisions and the intents of its vendor writes."""
+    def _decide(
+        self,
+        page: list[tuple[str, list[Staged]]],
+        *,
+        claim: store.DeferredRow | None = None,
+        defer: bool = False,
+    ) -> _Decided | None:
+        """Plan the page and commit the decisions and the intents of its vendor writes:
+        deferred ones with ``defer``; with ``claim``, only the writes that deferred row held,
+        taking the row over."""
         now = self.engine.clock()
         # A canonical record minted in this pass has nothing in the store before its page's
-        # commit (no base, no link, no conflict): only the others are looked up.
-        stored = [cid for cid, _ in page if not cid.startswith(self._id_prefix)]
+        # commit (no base, no link, no conflict): only the others are looked up. A deferred
+        # page's were all committed when it was deferred.
+        stored = [cid for cid, _ in page if claim or not cid.startswith(self._id_prefix)]
         bases: dict[str, store.BaseRecord] = {}
         linked: dict[str, dict[str, store.Link]] = {}
         known_conflicts: dict[tuple[str, str], store.ConflictRow] = {}
@@ -855,6 +1039,11 @@ class _ObjectPass:
         ]
         self._remote_refs = self._canonical_refs_to_remote(plans)
         writes, unwritable = self.planner.writes(plans, self._targets(), self._remote_refs)
+        if claim is not None:
+            # What else the plan finds (unwritable records) was dealt with when it was deferred.
+            owed = {(cid, system) for cid, system, _ in claim.intents}
+            writes = [w for w in writes if (w.canonical_id, w.system) in owed]
+            unwritable = []
         self._dead_letter_unwritable(plans, unwritable)
         if self.dry_run:
             self._report_planned(plans, writes)
@@ -868,10 +1057,21 @@ class _ObjectPass:
         self.ledger.decisions(plans, known_conflicts, decided, now, self.stale, self.stampless)
         intents: list[store.Intent] = [(w.canonical_id, w.system, w.kind) for w in writes]
         intents += self._owed_to_failed(plans)
+        run_id = claim.run_id if claim is not None else self.run_id or 0
         with self.db.begin() as conn:
+            if claim is not None and not store.take_deferred(conn, claim.id, self.engine.claimant):
+                raise _ClaimLost
             store.commit_page(conn, self.sync, self.object_type, decided)
             intents_row = store.add_pending(
-                conn, self.sync, self.object_type, intents, self.run_id or 0, now
+                conn,
+                self.sync,
+                self.object_type,
+                intents,
+                run_id,
+                now,
+                deferred=defer,
+                claimed_by=self.engine.claimant if claim is not None else None,
+                claimed_until=now + LEASE_TTL if claim is not None else None,
             )
             if not store.renew_lease(conn, self.sync, self.engine.owner, now, LEASE_TTL):
                 raise LeaseHeldError(f"sync {self.sync!r}: lost the lease to another process")
@@ -938,6 +1138,16 @@ class _ObjectPass:
             if decided.intents_row is not None:
                 owed = [i for i in decided.intents if (i[0], i[1]) not in written.done]
                 store.settle_pending(conn, decided.intents_row, owed)
+            helping = self.engine.helping
+            if helping is not None and self.run_id is not None:
+                # A split run's worker: the run reports what its workers sent.
+                counts = self.report.as_dict()["counts"]
+                store.add_run_counts(conn, self.run_id, counts)
+                self.report.counts.clear()
+                for object_type, systems in counts.items():
+                    for system, outcomes in systems.items():
+                        for what, n in outcomes.items():
+                            helping.count(object_type, system, what, n)
 
     def _plan(
         self,

@@ -19,7 +19,7 @@ from connectors.base import Connector
 from connectors.errors import ConnectorConfigError
 from connectors.registry import load_connector
 from hub.config import Config, SyncConfig, SystemConfig
-from hub.engine import Progress, SyncEngine, SyncSpec, SystemRuntime
+from hub.engine import Progress, Splitter, SyncEngine, SyncSpec, SystemRuntime
 from hub.merge import Policy
 from hub.report import RunReport
 from hub.tables import utcnow
@@ -127,17 +127,24 @@ def run_sync(
     progress: Progress | None = None,
     connectors: ConnectorOverride | None = None,
     should_stop: Callable[[], bool] | None = None,
+    splitter: Callable[[str], Splitter] | None = None,
 ) -> list[RunReport]:
-    """Run the named syncs (all when none are named) one after the other."""
+    """Run the named syncs (all when none are named) one after the other. ``splitter`` gives
+    the worker-task starter of a sync whose config asks for ``split:`` (Celery workers only)."""
     reports = []
     for name in names or list(config.syncs):
+        sync = config.syncs[name]
+        split: dict[str, Any] = {}
+        if splitter is not None and sync.split is not None:
+            split = {"splitter": splitter(name), "split_min_records": sync.split.min_records}
         engine = build_engine(
             db,
             config,
-            config.syncs[name],
+            sync,
             connectors=connectors,
             progress=progress,
             should_stop=should_stop,
+            **split,
         )
         reports.append(engine.run(dry_run=dry_run, allow_mass_delete=allow_mass_delete))
     return reports

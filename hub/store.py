@@ -441,27 +441,86 @@ def finish_run(
     )
 
 
+def add_run_counts(
+    conn: Connection, run_id: int, counts: Mapping[str, Mapping[str, Mapping[str, int]]]
+) -> None:
+    """Add a split run's worker's counts (object type → system → outcome → n) to its run's
+    row, which the run itself reads back as it finishes (:func:`run_counts`)."""
+    stored = conn.execute(
+        select(runs.c.counts).where(runs.c.id == run_id).with_for_update()
+    ).scalar()
+    merged: dict[str, dict[str, dict[str, int]]] = {
+        obj: {system: dict(outcomes) for system, outcomes in systems.items()}
+        for obj, systems in (stored or {}).items()
+    }
+    for obj, systems in counts.items():
+        for system, outcomes in systems.items():
+            into = merged.setdefault(obj, {}).setdefault(system, {})
+            for outcome, n in outcomes.items():
+                into[outcome] = into.get(outcome, 0) + n
+    conn.execute(update(runs).where(runs.c.id == run_id).values(counts=merged))
+
+
+def run_counts(conn: Connection, run_id: int) -> dict[str, dict[str, dict[str, int]]]:
+    stored = conn.execute(select(runs.c.counts).where(runs.c.id == run_id)).scalar()
+    return dict(stored or {})
+
+
 # --------------------------------------------------------------------------- pending writes
 
 Intent = tuple[str, str, str]  # (canonical id, system, kind)
 
 
 def load_pending(
-    conn: Connection, sync: str, object_type: str
+    conn: Connection,
+    sync: str,
+    object_type: str,
+    *,
+    now: datetime | None = None,
+    holder_is_gone: Callable[[str], bool] | None = None,
 ) -> tuple[dict[tuple[str, str], str], list[int]]:
-    """Intents earlier runs left behind: (canonical id, system) → kind, and their row ids."""
+    """Intents earlier runs left behind: (canonical id, system) → kind, and their row ids.
+
+    Not among them: a split run's deferred rows, which only :func:`claim_deferred` hands out,
+    and rows a worker alive (per ``holder_is_gone``) claimed before ``now``, whose writes may
+    be on their way this very moment.
+    """
     intents: dict[tuple[str, str], str] = {}
     ids: list[int] = []
     rows = conn.execute(
-        select(pending_writes.c.id, pending_writes.c.intents)
-        .where(pending_writes.c.sync == sync, pending_writes.c.object_type == object_type)
+        select(
+            pending_writes.c.id,
+            pending_writes.c.intents,
+            pending_writes.c.claimed_by,
+            pending_writes.c.claimed_until,
+        )
+        .where(
+            pending_writes.c.sync == sync,
+            pending_writes.c.object_type == object_type,
+            pending_writes.c.deferred.is_(False),
+        )
         .order_by(pending_writes.c.id)
     )
-    for row_id, entries in rows:
+    for row_id, entries, claimed_by, claimed_until in rows:
+        if _claim_is_live(claimed_by, claimed_until, now, holder_is_gone):
+            continue
         ids.append(row_id)
         for cid, system, kind in entries:
             intents[(cid, system)] = kind
     return intents, ids
+
+
+def _claim_is_live(
+    claimed_by: str | None,
+    claimed_until: datetime | None,
+    now: datetime | None,
+    holder_is_gone: Callable[[str], bool] | None,
+) -> bool:
+    if claimed_by is None:
+        return False
+    if now is not None and (claimed_until is None or claimed_until < now):
+        return False
+    return holder_is_gone is None or not holder_is_gone(claimed_by)
 
 
 def add_pending(
@@ -471,8 +530,16 @@ def add_pending(
     intents: Sequence[Intent],
     run_id: int,
     now: datetime,
+    *,
+    deferred: bool = False,
+    claimed_by: str | None = None,
+    claimed_until: datetime | None = None,
 ) -> int | None:
-    """Record one page's intents in one row; its id, or None when there are none."""
+    """Record one page's intents in one row; its id, or None when there are none.
+
+    ``deferred``: decided, but left for a split run's workers to send. ``claimed_by``: the
+    owner id of the worker about to send them, whose claim holds until ``claimed_until``.
+    """
     if not intents:
         return None
     result = conn.execute(
@@ -482,6 +549,9 @@ def add_pending(
             intents=[list(intent) for intent in intents],
             run_id=run_id,
             created_at=now,
+            deferred=deferred,
+            claimed_by=claimed_by,
+            claimed_until=claimed_until,
         )
     )
     key = result.inserted_primary_key
@@ -490,15 +560,120 @@ def add_pending(
 
 
 def settle_pending(conn: Connection, row_id: int, still_owed: Sequence[Intent]) -> None:
-    """After a page's writes: drop its intents row, or keep only what is still owed."""
+    """After a page's writes: drop its intents row, or keep only what is still owed (for the
+    next run, so no longer claimed by anyone)."""
     if still_owed:
         conn.execute(
             update(pending_writes)
             .where(pending_writes.c.id == row_id)
-            .values(intents=[list(intent) for intent in still_owed])
+            .values(
+                intents=[list(intent) for intent in still_owed], claimed_by=None, claimed_until=None
+            )
         )
     else:
         conn.execute(delete(pending_writes).where(pending_writes.c.id == row_id))
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredRow:
+    """One page of a split run's decided writes, claimed by one worker to send."""
+
+    id: int
+    run_id: int
+    intents: list[Intent]
+
+
+def claim_deferred(
+    conn: Connection,
+    sync: str,
+    object_type: str,
+    claimant: str,
+    now: datetime,
+    ttl: timedelta,
+    *,
+    holder_is_gone: Callable[[str], bool] | None = None,
+) -> DeferredRow | None:
+    """Claim the oldest deferred row that nobody alive holds, for ``ttl``; None when none is
+    left to claim. Two workers racing for one row: the update's guard lets one win."""
+    candidates = conn.execute(
+        select(pending_writes.c.id, pending_writes.c.claimed_by, pending_writes.c.claimed_until)
+        .where(
+            pending_writes.c.sync == sync,
+            pending_writes.c.object_type == object_type,
+            pending_writes.c.deferred.is_(True),
+        )
+        .order_by(pending_writes.c.id)
+    ).all()
+    for row_id, claimed_by, claimed_until in candidates:
+        if _claim_is_live(claimed_by, claimed_until, now, holder_is_gone):
+            continue
+        held_by = (
+            pending_writes.c.claimed_by.is_(None)
+            if claimed_by is None
+            else pending_writes.c.claimed_by == claimed_by
+        )
+        taken = conn.execute(
+            update(pending_writes)
+            .where(pending_writes.c.id == row_id, pending_writes.c.deferred.is_(True), held_by)
+            .values(claimed_by=claimant, claimed_until=now + ttl)
+        )
+        if taken.rowcount:
+            row = conn.execute(
+                select(pending_writes.c.run_id, pending_writes.c.intents).where(
+                    pending_writes.c.id == row_id
+                )
+            ).one()
+            return DeferredRow(row_id, row.run_id, [tuple(entry) for entry in row.intents])
+    return None
+
+
+def take_deferred(conn: Connection, row_id: int, claimant: str) -> bool:
+    """Remove a claimed deferred row as its writes are decided anew (in the same transaction
+    as their own intents); False when ``claimant`` no longer holds it, and must send nothing."""
+    taken = conn.execute(
+        delete(pending_writes).where(
+            pending_writes.c.id == row_id,
+            pending_writes.c.deferred.is_(True),
+            pending_writes.c.claimed_by == claimant,
+        )
+    )
+    return bool(taken.rowcount)
+
+
+def renew_claims(conn: Connection, sync: str, claimant: str, now: datetime, ttl: timedelta) -> None:
+    conn.execute(
+        update(pending_writes)
+        .where(pending_writes.c.sync == sync, pending_writes.c.claimed_by == claimant)
+        .values(claimed_until=now + ttl)
+    )
+
+
+def split_outstanding(
+    conn: Connection,
+    sync: str,
+    object_type: str,
+    now: datetime,
+    *,
+    holder_is_gone: Callable[[str], bool] | None = None,
+) -> tuple[int, int]:
+    """Of a split run's work on an object type: (deferred rows nobody alive holds, rows a
+    live worker holds). Both zero: every decided write was sent, or left for the next run."""
+    free = held = 0
+    rows = conn.execute(
+        select(
+            pending_writes.c.deferred, pending_writes.c.claimed_by, pending_writes.c.claimed_until
+        ).where(
+            pending_writes.c.sync == sync,
+            pending_writes.c.object_type == object_type,
+            or_(pending_writes.c.deferred.is_(True), pending_writes.c.claimed_by.is_not(None)),
+        )
+    )
+    for deferred, claimed_by, claimed_until in rows:
+        if _claim_is_live(claimed_by, claimed_until, now, holder_is_gone):
+            held += 1
+        elif deferred:
+            free += 1
+    return free, held
 
 
 def drop_pending(conn: Connection, row_ids: Sequence[int]) -> None:

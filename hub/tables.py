@@ -30,6 +30,7 @@ from sqlalchemy import (
     Unicode,
     UniqueConstraint,
 )
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 
@@ -127,6 +128,13 @@ pending_writes = Table(
     Column("intents", JSON, nullable=False),
     Column("run_id", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # A split run's intents, decided but not yet sent to any vendor: worker tasks claim rows
+    # and send them (hub.engine, "split runs"). Never attempted, so never looked up first.
+    Column("deferred", Boolean, nullable=False, default=False, server_default=false()),
+    # Who is sending this row's writes right now (a lease owner id), and until when the claim
+    # holds unless renewed: a row claimed by nobody alive is another worker's to take.
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
     Index(None, "sync", "object_type"),
 )
 

@@ -9,6 +9,13 @@ One task, ``crmhub.run_sync(config_path, sync_name)``, runs one sync through
 (:meth:`hub.report.RunReport.as_dict`). The config path must name the same file on every worker
 (one mount, one path), since the task carries the path, not the file.
 
+A sync configured with ``split:`` shares out a large initial sync: once its run has decided an
+object type's records, it enqueues ``split.tasks`` tasks ``crmhub.help_split(config_path,
+sync_name, object_type, run_id, owner)`` on its own queue, and they and the run send the
+decided writes page by page (:meth:`hub.engine.SyncEngine.help`). The run never waits on a task
+result, only on the state store: with every worker process busy, it sends all pages itself and
+the tasks find nothing left when they start, so a small fleet cannot deadlock.
+
 Delivery: tasks are acknowledged late (``task_acks_late``), after the run, and a task whose
 worker process died is put back (``task_reject_on_worker_lost``), so a run killed with SIGKILL
 or by the OOM killer runs again on some worker and resumes from the cursors it committed. Each
@@ -40,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
+from celery import Celery, current_task
 from celery.result import AsyncResult
 from celery.signals import setup_logging
 from kombu.exceptions import OperationalError
@@ -48,13 +55,14 @@ from kombu.exceptions import OperationalError
 from connectors.errors import ConnectorError
 from hub.config import Config, ConfigError, load_config, mask_url
 from hub.db import DatabaseError, open_database
-from hub.engine import LEASE_TTL, LeaseHeldError, MassDeleteError
+from hub.engine import LEASE_TTL, LeaseHeldError, MassDeleteError, Splitter
 from hub.logs import hide_secrets
 from hub.report import RunReport
-from hub.runtime import run_sync
+from hub.runtime import build_engine, run_sync
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "HELP_SPLIT",
     "RUN_SYNC",
     "VISIBILITY_TIMEOUT",
     "BrokerError",
@@ -71,6 +79,7 @@ __all__ = [
 log = logging.getLogger("crmhub.workers")
 
 RUN_SYNC = "crmhub.run_sync"
+HELP_SPLIT = "crmhub.help_split"
 DEFAULT_QUEUE = "crmhub"
 VISIBILITY_TIMEOUT = 2 * LEASE_TTL
 RESULTS_KEPT = timedelta(days=1)
@@ -120,6 +129,7 @@ def create_app(broker: str) -> Celery:
         worker_redirect_stdouts=False,
     )
     app.task(name=RUN_SYNC, ignore_result=False)(run_sync_task)
+    app.task(name=HELP_SPLIT, ignore_result=True)(help_split_task)
     return app
 
 
@@ -174,7 +184,9 @@ def run_sync_task(config_path: str, sync_name: str) -> dict[str, Any]:
         log.error("sync %s not run: %s", sync_name, exc, extra=about)
         return _error(sync_name, str(exc), _EXIT_CONFIG)
     try:
-        [report] = run_sync(db, config, [sync_name])
+        [report] = run_sync(
+            db, config, [sync_name], splitter=lambda name: _splitter(config, name, _own_queue())
+        )
     except LeaseHeldError as exc:
         log.info("sync %s is running on another worker; skipped", sync_name, extra=about)
         return {"sync": sync_name, "status": "skipped", "reason": str(exc), "exit_code": 0}
@@ -187,6 +199,62 @@ def run_sync_task(config_path: str, sync_name: str) -> dict[str, Any]:
     finally:
         db.dispose()
     return report.as_dict()
+
+
+def _own_queue() -> str:
+    """The queue the running task came from, where its split's tasks go too."""
+    request = current_task.request if current_task else None
+    delivery = getattr(request, "delivery_info", None) or {}
+    return str(delivery.get("routing_key") or DEFAULT_QUEUE)
+
+
+def _splitter(config: Config, sync_name: str, queue: str) -> Splitter:
+    split = config.syncs[sync_name].split
+    assert split is not None
+
+    def start_tasks(object_type: str, run_id: int, owner: str) -> None:
+        app = app_for(config)
+        try:
+            for _ in range(split.tasks):
+                app.send_task(
+                    HELP_SPLIT,
+                    args=[str(config.source), sync_name, object_type, run_id, owner],
+                    queue=queue,
+                    ignore_result=True,
+                )
+        except (OperationalError, OSError) as exc:
+            # The run sends every page itself, only slower.
+            log.warning("split tasks of sync %s not enqueued: %s", sync_name, exc)
+
+    return start_tasks
+
+
+def help_split_task(
+    config_path: str, sync_name: str, object_type: str, run_id: int, owner: str
+) -> dict[str, Any]:
+    """Send deferred pages of a split run (:meth:`hub.engine.SyncEngine.help`) until none is
+    left or the run is over; what it sent, as a report dict. Never raises for what a run can
+    meet: the run sends whatever such a task leaves."""
+    about = {"sync": sync_name}
+    try:
+        config = load_config(Path(config_path))
+        hide_secrets(config.secrets)
+        if sync_name not in config.syncs:
+            return _error(sync_name, f"unknown sync {sync_name!r} in {config_path}", _EXIT_CONFIG)
+        db = open_database(config.database)
+    except (ConfigError, DatabaseError) as exc:
+        log.error("split of sync %s not helped: %s", sync_name, exc, extra=about)
+        return _error(sync_name, str(exc), _EXIT_CONFIG)
+    try:
+        engine = build_engine(db, config, config.syncs[sync_name], owner=owner)
+        return engine.help(object_type, run_id).as_dict()
+    except LeaseHeldError as exc:
+        return {"sync": sync_name, "status": "skipped", "reason": str(exc), "exit_code": 0}
+    except ConnectorError as exc:
+        log.error("split of sync %s: %s", sync_name, exc, extra=about)
+        return _error(sync_name, str(exc), exc.exit_code)
+    finally:
+        db.dispose()
 
 
 def _error(sync_name: str, message: str, exit_code: int) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from hub.config import (
     ConfigError,
     ConflictPolicy,
     Schedule,
+    SplitConfig,
     find_config_path,
     load_config,
     parse_config,
@@ -161,6 +162,7 @@ def test_minimal_sync_gets_documented_defaults(folder: Path) -> None:
     assert sync.overlap_seconds == 300
     assert sync.delete_sweep_seconds == 86400
     assert sync.fields == {}
+    assert sync.split is None
     assert config.source == folder / "crmhub.yaml"
 
 
@@ -679,6 +681,25 @@ def test_bad_delete_policy_fraction_and_overlap(folder: Path) -> None:
     assert message_of(with_sync("systems: [a, b]\noverlap: 5 minutes"), folder) == (
         "crmhub.yaml: syncs.main.overlap: '5 minutes' is not a duration like 30s, 5m or 1h30m"
     )
+
+
+def test_split_settings_and_their_errors(folder: Path) -> None:
+    assert parse(with_sync("systems: [a, b]\nsplit: true"), folder).syncs["main"].split == (
+        SplitConfig(tasks=4, min_records=5000)
+    )
+    chosen = parse(with_sync("systems: [a, b]\nsplit: {tasks: 2, min_records: 100}"), folder)
+    assert chosen.syncs["main"].split == SplitConfig(tasks=2, min_records=100)
+    assert parse(with_sync("systems: [a, b]\nsplit: false"), folder).syncs["main"].split is None
+    for text, message in [
+        ("split: {tasks: 0}", "split.tasks: must be a whole number of at least 1"),
+        ("split: {tasks: 100}", "split.tasks: must be at most 64, not 100"),
+        ("split: {min_records: lots}", "split.min_records: must be a whole number of at least 1"),
+        ("split: {task: 2}", "split.task: unknown key"),
+        ("split: yes please", "split: must be true, or a mapping like {tasks: 4, min_"),
+    ]:
+        assert message_of(with_sync(f"systems: [a, b]\n{text}"), folder).startswith(
+            f"crmhub.yaml: syncs.main.{message}"
+        ), text
 
 
 # ----------------------------------------------------------------------------- secrets

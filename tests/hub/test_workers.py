@@ -411,6 +411,53 @@ def test_a_run_killed_mid_way_is_redelivered_and_converges_without_duplicates(
             assert again.report.writes == 0
 
 
+def test_three_workers_share_out_a_large_first_sync_and_each_record_arrives_once(
+    tmp_path: Path, broker: str, postgres_url: str, queue: str
+) -> None:
+    people = 2000  # four pages of contacts to send; the companies stay under the threshold
+    hubspot = load_sandbox("hubspot", SandboxOptions(seed=SEED))
+    # Each write answered in 40 ms, so the run is still sending when its tasks start.
+    zoho = load_sandbox("zoho", SandboxOptions(seed=SEED, latency_ms=40))
+    boxes = {"hubspot": hubspot, "zoho": zoho}
+    for box in boxes.values():
+        box.start()
+    try:
+        seed_sandbox(hubspot.api, load_default_map("hubspot"), sample_account(people, SEED))
+        systems = {vendor: box.connector_settings() for vendor, box in boxes.items()}
+        sync = one_way("hubspot", "zoho", ["companies", "contacts"])
+        sync["split"] = {"tasks": 3, "min_records": 1000}
+        config = write_config(tmp_path, postgres_url, broker, systems, {"split": sync})
+        with workers(config, broker, queue, 3) as started:
+            app = create_app(broker)
+            [outcome] = wait_for(
+                ["split"], enqueue(app, config, ["split"], queue=queue), timeout=RESULT_TIMEOUT
+            )
+            assert outcome.report is not None, outcome
+            assert outcome.exit_code == 0, outcome.report.as_dict()
+            # The run counts what its tasks sent: every contact, once.
+            assert outcome.report.counts["contacts"]["zoho"]["created"] == people
+            assert outcome.report.counts["companies"]["zoho"]["created"] == people // 10
+            found = emails(zoho)
+            assert len(found) == len(set(found)) == people
+            sent_by = [w for w in started if "this worker sent" in w.said()]
+            assert sent_by, "no split task ran"
+            assert any(
+                "sent 0 page(s)" not in line
+                for w in sent_by
+                for line in w.said().splitlines()
+                if "this worker sent" in line
+            ), "the run sent every page itself"
+
+            [again] = wait_for(
+                ["split"], enqueue(app, config, ["split"], queue=queue), timeout=RESULT_TIMEOUT
+            )
+            assert again.report is not None
+            assert again.report.writes == 0
+    finally:
+        for box in boxes.values():
+            box.stop()
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
