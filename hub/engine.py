@@ -25,17 +25,16 @@ A system that cannot be reached or refuses our credentials is dropped from the r
 what it should have received stays as pending intents, so the next run delivers it.
 
 Split runs (a large first sync on Celery workers, :mod:`hub.workers`): when an object type has
-at least ``split_min_records`` records to reconcile and a :class:`Splitter` is given, step 3
-commits each page's decisions with its intents marked *deferred* and sends nothing. The
-splitter then starts worker tasks (:meth:`SyncEngine.help`) and the run joins them: each of
-them, and the run itself, claims a deferred page at a time, plans its writes anew from the
-committed base values and links (as for any record the hub owes a write), sends them and
-commits the answers. A claim is taken away, in the transaction that commits the page's fresh
-intents, from the one worker that holds it, so no page is sent twice; a worker that dies
-leaves its claim to lapse (at once when it ran on this host) and its page to another. Only
-when no deferred page is left, and none is held by a live worker, does the run move its
-cursors and go on to the next object type, whose references need these writes' ids. Every
-pass first finishes what an earlier split run left deferred.
+at least ``split_min_records`` records to reconcile and a :class:`Splitter` is given, the run
+starts worker tasks (:meth:`SyncEngine.help`) and, instead of step 3, commits each page as it
+stands after step 2 (its records, matched to canonical ids) to the state store. The tasks, and
+then the run itself, claim a page at a time and reconcile it as step 3 would: decide, commit,
+send, commit. The page's row goes in the transaction that commits its decisions, and only its
+claimant can take it, so no page is decided or sent twice; a worker that dies leaves its claim
+to lapse (at once when it ran on this host) and its page to another. Only when no page is
+left, and none is held by a live worker, does the run move its cursors and go on to the next
+object type, whose references need these writes' ids. Every pass first finishes the pages an
+earlier split run left.
 """
 
 from __future__ import annotations
@@ -83,13 +82,13 @@ SPLIT_POLL_SECONDS = 0.25
 
 
 class Splitter(Protocol):
-    """Starts the worker tasks that help a split run send its deferred writes."""
+    """Starts the worker tasks that help reconcile a split run's pages."""
 
     def __call__(self, object_type: str, run_id: int, owner: str) -> None: ...
 
 
 class _ClaimLost(Exception):
-    """Another worker took over a deferred page this one had claimed (its claim lapsed)."""
+    """Another worker took over a split run's page this one had claimed (its claim lapsed)."""
 
 
 class LeaseHeldError(RuntimeError):
@@ -166,7 +165,7 @@ class SyncEngine:
         self.spool_dir = spool_dir
         # The lease's owner: this run's, or for a split run's worker task, the run's own.
         self.owner = owner or process_owner()
-        # Who holds this process's claims on deferred pages; liveness is judged by it.
+        # Who holds this process's claims on split runs' pages; liveness is judged by it.
         self.claimant = process_owner()
         self.splitter = splitter
         self.split_min_records = split_min_records
@@ -281,7 +280,7 @@ class SyncEngine:
             store.release_lease(conn, self.spec.name, self.owner)
 
     def help(self, object_type: str, run_id: int) -> RunReport:
-        """As one of a split run's worker tasks, send its deferred pages of ``object_type``:
+        """As one of a split run's worker tasks, reconcile its pages of ``object_type``:
         claim one at a time until none is left to claim or the run (this engine's ``owner``)
         no longer holds its lease. What was sent is counted on the run's row as well as in the
         report returned."""
@@ -353,9 +352,9 @@ class _Decided:
     now: datetime
 
 
-# One page to reconcile: canonical ids with their staged versions, and the deferred row whose
-# writes the page sends anew (split runs), if any.
-_Page = tuple[list[tuple[str, list[Staged]]], store.DeferredRow | None]
+# One page to reconcile: canonical ids with their staged versions, and the split run's page
+# row it came from, if any.
+_Page = tuple[list[tuple[str, list[Staged]]], store.SplitPage | None]
 
 
 @dataclass(slots=True)
@@ -467,28 +466,54 @@ class _ObjectPass:
                 and not self.dry_run
                 and total >= self.engine.split_min_records
             )
-            pages = ((page, None) for page in spool.groups(self.engine.page_size))
-            if not self._reconcile(pages, total, defer=split):
-                # The cursors stay where they were: the next run reads again what this one did
-                # not reconcile, and the echoes of what it did are skipped.
-                return False
+            if split:
+                self._start_split(total)
+                self._share_pages(spool, total)
+            else:
+                pages = ((page, None) for page in spool.groups(self.engine.page_size))
+                if not self._reconcile(pages, total):
+                    # The cursors stay where they were: the next run reads again what this one
+                    # did not reconcile, and the echoes of what it did are skipped.
+                    return False
         if split:
-            assert self.engine.splitter is not None
-            assert self.run_id is not None
-            log.info(
-                "split run: %d %s to reconcile; worker tasks share out their writes",
-                total,
-                self.object_type,
-            )
-            self.engine.splitter(self.object_type, self.run_id, self.engine.owner)
+            with self.db.begin() as conn:
+                store.set_deciding(conn, self.sync, self.engine.owner, None)
             if not self.drain(wait=True):
                 return False
         self._advance_cursors()
         return True
 
-    def _reconcile(self, pages: Iterable[_Page], total: int | None, *, defer: bool) -> bool:
-        """Decide, commit and send page after page; False when asked to stop. ``defer``: commit
-        the decisions with deferred intents and send nothing (a split run's first half)."""
+    def _start_split(self, total: int) -> None:
+        """Start the worker tasks, which take each page as soon as it is committed and wait
+        for more while the lease says this object type is being shared out."""
+        assert self.engine.splitter is not None
+        assert self.run_id is not None
+        with self.db.begin() as conn:
+            store.set_deciding(conn, self.sync, self.engine.owner, self.object_type)
+        log.info(
+            "split run: %d %s to reconcile; worker tasks share out their writes",
+            total,
+            self.object_type,
+        )
+        self.engine.splitter(self.object_type, self.run_id, self.engine.owner)
+
+    def _share_pages(self, spool: Spool, total: int) -> None:
+        """Commit every page for the split run's workers, one transaction each so that they
+        can start on the first while the rest are written."""
+        shared = 0
+        for page in spool.groups(self.engine.page_size):
+            now = self.engine.clock()
+            row = _page_row(page, self.stale, self.stampless)
+            row["minted"] = self._id_prefix
+            with self.db.begin() as conn:
+                store.add_split_page(conn, self.sync, self.object_type, self.run_id or 0, row, now)
+                if not store.renew_lease(conn, self.sync, self.engine.owner, now, LEASE_TTL):
+                    raise LeaseHeldError(f"sync {self.sync!r}: lost the lease to another process")
+            shared += len(page)
+            self._progress("share", "", shared, total)
+
+    def _reconcile(self, pages: Iterable[_Page], total: int | None) -> bool:
+        """Decide, commit and send page after page; False when asked to stop."""
         done = 0
         # A page's vendor writes go out on a writer thread while the next page is decided
         # and committed here: vendor latency and our CPU overlap. Only the writer calls
@@ -497,14 +522,14 @@ class _ObjectPass:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
             for page, claim in pages:
                 try:
-                    decided = self._decide(page, claim=claim, defer=defer)
+                    decided = self._decide(page, claim=claim)
                 except _ClaimLost:
-                    log.warning("a deferred page was taken over by another worker")
+                    log.warning("a split run's page was taken over by another worker")
                     decided = None
                 if in_flight is not None:
                     self._finish(in_flight)
                     in_flight = None
-                if decided is not None and not defer:
+                if decided is not None:
                     in_flight = self._start_writes(decided, writer)
                 done += len(page)
                 self._progress("send" if claim else "reconcile", "", done, total)
@@ -517,10 +542,9 @@ class _ObjectPass:
         return True
 
     def drain(self, *, wait: bool) -> bool:
-        """Send deferred pages of a split run, claiming one at a time; with ``wait``, then wait
-        until no other worker holds one (the join). False when asked to stop first."""
-        pages = self._claimed_pages()
-        if not self._reconcile(pages, None, defer=False):
+        """Reconcile a split run's pages, claiming one at a time; with ``wait``, then wait until
+        no other worker holds one (the join). False when asked to stop first."""
+        if not self._reconcile(self._claimed_pages(), None):
             return False
         while wait:
             with self.db.connect() as conn:
@@ -535,7 +559,7 @@ class _ObjectPass:
                 break
             if free:
                 # A worker died holding a page, or left before the last was claimed.
-                if not self._reconcile(self._claimed_pages(), None, defer=False):
+                if not self._reconcile(self._claimed_pages(), None):
                     return False
                 continue
             if self.engine.should_stop():
@@ -545,17 +569,21 @@ class _ObjectPass:
         return True
 
     def _claimed_pages(self) -> Iterator[_Page]:
-        """Deferred pages this worker claims, one at a time, while any is left to claim and
-        the run that deferred them still holds the lease."""
+        """Pages of a split run this worker claims, one at a time, while any is left to claim
+        and the run that shared them out still holds the lease."""
         engine = self.engine
         while not engine.should_stop():
             now = engine.clock()
             with self.db.begin() as conn:
-                if engine.helping is not None and not store.renew_lease(
-                    conn, self.sync, engine.owner, now, LEASE_TTL
+                lease = store.lease_of(conn, self.sync)
+                if engine.helping is not None and (
+                    lease is None
+                    or lease.owner != engine.owner
+                    or lease.expires_at < now
+                    or owner_is_gone(lease.owner)
                 ):
                     return  # the run is over, or another run took over: it sends the rest
-                claim = store.claim_deferred(
+                claim = store.claim_split_page(
                     conn,
                     self.sync,
                     self.object_type,
@@ -565,10 +593,16 @@ class _ObjectPass:
                     holder_is_gone=owner_is_gone,
                 )
             if claim is None:
+                if engine.helping is not None and lease and lease.deciding == self.object_type:
+                    time.sleep(SPLIT_POLL_SECONDS)  # the run is still sharing pages out
+                    continue
                 return
             self.pages_claimed += 1
-            canonical_ids = sorted({cid for cid, _, _ in claim.intents})
-            yield [(cid, []) for cid in canonical_ids], claim
+            page, stale, stampless = _page_from_row(claim.page)
+            # What the run knew of these records from its reads and earlier runs.
+            self.stale.update(stale)
+            self.stampless.update(stampless)
+            yield page, claim
 
     # ------------------------------------------------------------------ 1. read
 
@@ -990,20 +1024,16 @@ class _ObjectPass:
     # ------------------------------------------------------------------ 3. reconcile
 
     def _decide(
-        self,
-        page: list[tuple[str, list[Staged]]],
-        *,
-        claim: store.DeferredRow | None = None,
-        defer: bool = False,
+        self, page: list[tuple[str, list[Staged]]], *, claim: store.SplitPage | None = None
     ) -> _Decided | None:
-        """Plan the page and commit the decisions and the intents of its vendor writes:
-        deferred ones with ``defer``; with ``claim``, only the writes that deferred row held,
-        taking the row over."""
+        """Plan the page and commit the decisions and the intents of its vendor writes; with
+        ``claim``, taking the split run's page row out in the same transaction."""
         now = self.engine.clock()
         # A canonical record minted in this pass has nothing in the store before its page's
-        # commit (no base, no link, no conflict): only the others are looked up. A deferred
-        # page's were all committed when it was deferred.
-        stored = [cid for cid, _ in page if claim or not cid.startswith(self._id_prefix)]
+        # commit (no base, no link, no conflict): only the others are looked up. A split run's
+        # page says which pass minted its new ids.
+        minted = claim.page["minted"] if claim is not None else self._id_prefix
+        stored = [cid for cid, _ in page if not cid.startswith(minted)]
         bases: dict[str, store.BaseRecord] = {}
         linked: dict[str, dict[str, store.Link]] = {}
         known_conflicts: dict[tuple[str, str], store.ConflictRow] = {}
@@ -1039,11 +1069,6 @@ class _ObjectPass:
         ]
         self._remote_refs = self._canonical_refs_to_remote(plans)
         writes, unwritable = self.planner.writes(plans, self._targets(), self._remote_refs)
-        if claim is not None:
-            # What else the plan finds (unwritable records) was dealt with when it was deferred.
-            owed = {(cid, system) for cid, system, _ in claim.intents}
-            writes = [w for w in writes if (w.canonical_id, w.system) in owed]
-            unwritable = []
         self._dead_letter_unwritable(plans, unwritable)
         if self.dry_run:
             self._report_planned(plans, writes)
@@ -1059,7 +1084,9 @@ class _ObjectPass:
         intents += self._owed_to_failed(plans)
         run_id = claim.run_id if claim is not None else self.run_id or 0
         with self.db.begin() as conn:
-            if claim is not None and not store.take_deferred(conn, claim.id, self.engine.claimant):
+            if claim is not None and not store.take_split_page(
+                conn, claim.id, self.engine.claimant
+            ):
                 raise _ClaimLost
             store.commit_page(conn, self.sync, self.object_type, decided)
             intents_row = store.add_pending(
@@ -1069,7 +1096,6 @@ class _ObjectPass:
                 intents,
                 run_id,
                 now,
-                deferred=defer,
                 claimed_by=self.engine.claimant if claim is not None else None,
                 claimed_until=now + LEASE_TTL if claim is not None else None,
             )
@@ -1630,6 +1656,71 @@ class _ObjectPass:
     def _progress(self, phase: str, system: str, done: int, total: int | None) -> None:
         if self.engine.progress is not None:
             self.engine.progress(f"{self.object_type}:{phase}", system, done, total)
+
+
+def _page_row(
+    page: list[tuple[str, list[Staged]]],
+    stale: Mapping[tuple[str, str], str],
+    stampless: set[tuple[str, str]],
+) -> dict[str, Any]:
+    """A page as a split run stores it for its workers: its records, and what the pass knew of
+    them beyond their values (intents earlier runs left, references not yet translated). The
+    caller adds ``minted``, the prefix of the canonical ids the pass made."""
+    records = [
+        [
+            cid,
+            [
+                [
+                    s.system,
+                    s.remote_id,
+                    s.modified_at.isoformat() if s.modified_at else None,
+                    s.values,
+                    s.hash,
+                    s.fresh,
+                    s.deleted,
+                    s.rule,
+                ]
+                for s in staged
+            ],
+        ]
+        for cid, staged in page
+    ]
+    ids = {cid for cid, _ in page}
+    versions = {(s.system, s.remote_id) for _, staged in page for s in staged}
+    return {
+        "records": records,
+        "stale": [[cid, system, kind] for (cid, system), kind in stale.items() if cid in ids],
+        "stampless": [list(key) for key in stampless if key in versions],
+    }
+
+
+def _page_from_row(
+    row: Mapping[str, Any],
+) -> tuple[list[tuple[str, list[Staged]]], dict[tuple[str, str], str], set[tuple[str, str]]]:
+    page = [
+        (
+            cid,
+            [
+                Staged(
+                    0,
+                    system,
+                    remote_id,
+                    datetime.fromisoformat(modified) if modified else None,
+                    values,
+                    hash_,
+                    cid,
+                    fresh,
+                    deleted,
+                    rule,
+                )
+                for system, remote_id, modified, values, hash_, fresh, deleted, rule in staged
+            ],
+        )
+        for cid, staged in row["records"]
+    ]
+    stale = {(cid, system): kind for cid, system, kind in row["stale"]}
+    stampless = {(system, remote_id) for system, remote_id in row["stampless"]}
+    return page, stale, stampless
 
 
 def _held_by_system(waiting: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -50,6 +50,7 @@ from hub.tables import (
     pending_writes,
     rate_limits,
     runs,
+    split_pages,
 )
 
 MAX_DEAD_LETTER_ATTEMPTS = 10
@@ -481,9 +482,8 @@ def load_pending(
 ) -> tuple[dict[tuple[str, str], str], list[int]]:
     """Intents earlier runs left behind: (canonical id, system) → kind, and their row ids.
 
-    Not among them: a split run's deferred rows, which only :func:`claim_deferred` hands out,
-    and rows a worker alive (per ``holder_is_gone``) claimed before ``now``, whose writes may
-    be on their way this very moment.
+    Not among them: rows a worker of a split run alive (per ``holder_is_gone``) claimed before
+    ``now``, whose writes may be on their way this very moment.
     """
     intents: dict[tuple[str, str], str] = {}
     ids: list[int] = []
@@ -494,11 +494,7 @@ def load_pending(
             pending_writes.c.claimed_by,
             pending_writes.c.claimed_until,
         )
-        .where(
-            pending_writes.c.sync == sync,
-            pending_writes.c.object_type == object_type,
-            pending_writes.c.deferred.is_(False),
-        )
+        .where(pending_writes.c.sync == sync, pending_writes.c.object_type == object_type)
         .order_by(pending_writes.c.id)
     )
     for row_id, entries, claimed_by, claimed_until in rows:
@@ -531,15 +527,11 @@ def add_pending(
     run_id: int,
     now: datetime,
     *,
-    deferred: bool = False,
     claimed_by: str | None = None,
     claimed_until: datetime | None = None,
 ) -> int | None:
     """Record one page's intents in one row; its id, or None when there are none.
-
-    ``deferred``: decided, but left for a split run's workers to send. ``claimed_by``: the
-    owner id of the worker about to send them, whose claim holds until ``claimed_until``.
-    """
+    ``claimed_by``: the split run's worker about to send them, until ``claimed_until``."""
     if not intents:
         return None
     result = conn.execute(
@@ -549,7 +541,6 @@ def add_pending(
             intents=[list(intent) for intent in intents],
             run_id=run_id,
             created_at=now,
-            deferred=deferred,
             claimed_by=claimed_by,
             claimed_until=claimed_until,
         )
@@ -574,16 +565,34 @@ def settle_pending(conn: Connection, row_id: int, still_owed: Sequence[Intent]) 
         conn.execute(delete(pending_writes).where(pending_writes.c.id == row_id))
 
 
+# --------------------------------------------------------------------------- split runs
+
+
 @dataclass(frozen=True, slots=True)
-class DeferredRow:
-    """One page of a split run's decided writes, claimed by one worker to send."""
+class SplitPage:
+    """One page of a split run, claimed by one worker to decide and send."""
 
     id: int
     run_id: int
-    intents: list[Intent]
+    page: Mapping[str, Any]
 
 
-def claim_deferred(
+def add_split_page(
+    conn: Connection,
+    sync: str,
+    object_type: str,
+    run_id: int,
+    page: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    conn.execute(
+        insert(split_pages).values(
+            sync=sync, object_type=object_type, run_id=run_id, page=dict(page), created_at=now
+        )
+    )
+
+
+def claim_split_page(
     conn: Connection,
     sync: str,
     object_type: str,
@@ -592,60 +601,51 @@ def claim_deferred(
     ttl: timedelta,
     *,
     holder_is_gone: Callable[[str], bool] | None = None,
-) -> DeferredRow | None:
-    """Claim the oldest deferred row that nobody alive holds, for ``ttl``; None when none is
-    left to claim. Two workers racing for one row: the update's guard lets one win."""
+) -> SplitPage | None:
+    """Claim the oldest page that nobody alive holds, for ``ttl``; None when none is left to
+    claim. Two workers racing for one page: the update's guard lets one win."""
     candidates = conn.execute(
-        select(pending_writes.c.id, pending_writes.c.claimed_by, pending_writes.c.claimed_until)
-        .where(
-            pending_writes.c.sync == sync,
-            pending_writes.c.object_type == object_type,
-            pending_writes.c.deferred.is_(True),
-        )
-        .order_by(pending_writes.c.id)
+        select(split_pages.c.id, split_pages.c.claimed_by, split_pages.c.claimed_until)
+        .where(split_pages.c.sync == sync, split_pages.c.object_type == object_type)
+        .order_by(split_pages.c.id)
     ).all()
     for row_id, claimed_by, claimed_until in candidates:
         if _claim_is_live(claimed_by, claimed_until, now, holder_is_gone):
             continue
         held_by = (
-            pending_writes.c.claimed_by.is_(None)
+            split_pages.c.claimed_by.is_(None)
             if claimed_by is None
-            else pending_writes.c.claimed_by == claimed_by
+            else split_pages.c.claimed_by == claimed_by
         )
         taken = conn.execute(
-            update(pending_writes)
-            .where(pending_writes.c.id == row_id, pending_writes.c.deferred.is_(True), held_by)
+            update(split_pages)
+            .where(split_pages.c.id == row_id, held_by)
             .values(claimed_by=claimant, claimed_until=now + ttl)
         )
         if taken.rowcount:
             row = conn.execute(
-                select(pending_writes.c.run_id, pending_writes.c.intents).where(
-                    pending_writes.c.id == row_id
-                )
+                select(split_pages.c.run_id, split_pages.c.page).where(split_pages.c.id == row_id)
             ).one()
-            return DeferredRow(row_id, row.run_id, [tuple(entry) for entry in row.intents])
+            return SplitPage(row_id, row.run_id, row.page)
     return None
 
 
-def take_deferred(conn: Connection, row_id: int, claimant: str) -> bool:
-    """Remove a claimed deferred row as its writes are decided anew (in the same transaction
-    as their own intents); False when ``claimant`` no longer holds it, and must send nothing."""
+def take_split_page(conn: Connection, page_id: int, claimant: str) -> bool:
+    """Remove a claimed page as its decisions are committed (in the same transaction); False
+    when ``claimant`` no longer holds it, and must commit and send nothing of it."""
     taken = conn.execute(
-        delete(pending_writes).where(
-            pending_writes.c.id == row_id,
-            pending_writes.c.deferred.is_(True),
-            pending_writes.c.claimed_by == claimant,
-        )
+        delete(split_pages).where(split_pages.c.id == page_id, split_pages.c.claimed_by == claimant)
     )
     return bool(taken.rowcount)
 
 
 def renew_claims(conn: Connection, sync: str, claimant: str, now: datetime, ttl: timedelta) -> None:
-    conn.execute(
-        update(pending_writes)
-        .where(pending_writes.c.sync == sync, pending_writes.c.claimed_by == claimant)
-        .values(claimed_until=now + ttl)
-    )
+    for table in (split_pages, pending_writes):
+        conn.execute(
+            update(table)
+            .where(table.c.sync == sync, table.c.claimed_by == claimant)
+            .values(claimed_until=now + ttl)
+        )
 
 
 def split_outstanding(
@@ -656,23 +656,22 @@ def split_outstanding(
     *,
     holder_is_gone: Callable[[str], bool] | None = None,
 ) -> tuple[int, int]:
-    """Of a split run's work on an object type: (deferred rows nobody alive holds, rows a
-    live worker holds). Both zero: every decided write was sent, or left for the next run."""
+    """Of a split run's work on an object type: (pages nobody alive holds, pages and intents a
+    live worker holds). Both zero: every page was decided and sent, or left for the next run."""
     free = held = 0
-    rows = conn.execute(
-        select(
-            pending_writes.c.deferred, pending_writes.c.claimed_by, pending_writes.c.claimed_until
-        ).where(
-            pending_writes.c.sync == sync,
-            pending_writes.c.object_type == object_type,
-            or_(pending_writes.c.deferred.is_(True), pending_writes.c.claimed_by.is_not(None)),
+    for table in (split_pages, pending_writes):
+        rows = conn.execute(
+            select(table.c.claimed_by, table.c.claimed_until).where(
+                table.c.sync == sync,
+                table.c.object_type == object_type,
+                *([table.c.claimed_by.is_not(None)] if table is pending_writes else []),
+            )
         )
-    )
-    for deferred, claimed_by, claimed_until in rows:
-        if _claim_is_live(claimed_by, claimed_until, now, holder_is_gone):
-            held += 1
-        elif deferred:
-            free += 1
+        for claimed_by, claimed_until in rows:
+            if _claim_is_live(claimed_by, claimed_until, now, holder_is_gone):
+                held += 1
+            elif table is split_pages:
+                free += 1
     return free, held
 
 
@@ -1205,7 +1204,7 @@ def acquire_lease(
     taken = conn.execute(
         update(leases)
         .where(leases.c.sync == sync, or_(leases.c.expires_at < now, leases.c.owner == owner))
-        .values(owner=owner, acquired_at=now, expires_at=now + ttl)
+        .values(owner=owner, acquired_at=now, expires_at=now + ttl, deciding=None)
     )
     if taken.rowcount:
         return True
@@ -1217,7 +1216,7 @@ def acquire_lease(
         taken = conn.execute(
             update(leases)
             .where(leases.c.sync == sync, leases.c.owner == holder)
-            .values(owner=owner, acquired_at=now, expires_at=now + ttl)
+            .values(owner=owner, acquired_at=now, expires_at=now + ttl, deciding=None)
         )
         return bool(taken.rowcount)
     try:
@@ -1237,6 +1236,30 @@ def renew_lease(conn: Connection, sync: str, owner: str, now: datetime, ttl: tim
         .values(expires_at=now + ttl)
     )
     return bool(renewed.rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRow:
+    owner: str
+    expires_at: datetime
+    deciding: str | None
+
+
+def lease_of(conn: Connection, sync: str) -> LeaseRow | None:
+    row = conn.execute(
+        select(leases.c.owner, leases.c.expires_at, leases.c.deciding).where(leases.c.sync == sync)
+    ).first()
+    return LeaseRow(row.owner, row.expires_at, row.deciding) if row is not None else None
+
+
+def set_deciding(conn: Connection, sync: str, owner: str, object_type: str | None) -> None:
+    """Say, on the lease ``owner`` holds, which object type its split run is deciding (None:
+    it has finished deferring pages)."""
+    conn.execute(
+        update(leases)
+        .where(leases.c.sync == sync, leases.c.owner == owner)
+        .values(deciding=object_type)
+    )
 
 
 def release_lease(conn: Connection, sync: str, owner: str) -> None:

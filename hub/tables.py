@@ -30,7 +30,6 @@ from sqlalchemy import (
     Unicode,
     UniqueConstraint,
 )
-from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 
@@ -128,13 +127,30 @@ pending_writes = Table(
     Column("intents", JSON, nullable=False),
     Column("run_id", Integer, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    # A split run's intents, decided but not yet sent to any vendor: worker tasks claim rows
-    # and send them (hub.engine, "split runs"). Never attempted, so never looked up first.
-    Column("deferred", Boolean, nullable=False, default=False, server_default=false()),
-    # Who is sending this row's writes right now (a lease owner id), and until when the claim
-    # holds unless renewed: a row claimed by nobody alive is another worker's to take.
+    # The worker of a split run sending this row's writes right now (a lease owner id), and
+    # until when its claim holds unless renewed: no other run revisits them meanwhile.
     Column("claimed_by", String(128), nullable=True),
     Column("claimed_until", UTCDateTime, nullable=True),
+    Index(None, "sync", "object_type"),
+)
+
+split_pages = Table(
+    "split_pages",
+    metadata,
+    # A split run's pages, read and matched but not yet decided: its worker tasks claim one at a
+    # time, decide it and send its writes (hub.engine, "split runs"). The row goes in the
+    # transaction that commits the page's decisions and intents.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sync", NAME, nullable=False),
+    Column("object_type", OBJECT, nullable=False),
+    Column("run_id", Integer, nullable=False),
+    # {"records": [[canonical id, [staged version, ...]], ...], "stale": [[canonical id,
+    # system, kind], ...], "stampless": [[system, remote id], ...]}: hub.engine._page_row
+    Column("page", JSON, nullable=False),
+    # Who is deciding it (a lease owner id), and until when the claim holds unless renewed.
+    Column("claimed_by", String(128), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
     Index(None, "sync", "object_type"),
 )
 
@@ -286,6 +302,9 @@ leases = Table(
     Column("owner", String(128), nullable=False),
     Column("acquired_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    # The object type a split run is deciding right now: its worker tasks wait for more pages
+    # while it is set, and leave when it is not (hub.engine, "split runs").
+    Column("deciding", OBJECT, nullable=True),
 )
 
 

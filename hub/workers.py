@@ -9,12 +9,13 @@ One task, ``crmhub.run_sync(config_path, sync_name)``, runs one sync through
 (:meth:`hub.report.RunReport.as_dict`). The config path must name the same file on every worker
 (one mount, one path), since the task carries the path, not the file.
 
-A sync configured with ``split:`` shares out a large initial sync: once its run has decided an
-object type's records, it enqueues ``split.tasks`` tasks ``crmhub.help_split(config_path,
-sync_name, object_type, run_id, owner)`` on its own queue, and they and the run send the
-decided writes page by page (:meth:`hub.engine.SyncEngine.help`). The run never waits on a task
-result, only on the state store: with every worker process busy, it sends all pages itself and
-the tasks find nothing left when they start, so a small fleet cannot deadlock.
+A sync configured with ``split:`` shares out a large initial sync: once its run has read and
+matched an object type's records, it enqueues ``split.tasks`` tasks ``crmhub.help_split(
+config_path, sync_name, object_type, run_id, owner)`` on its own queue and stores the records
+page by page; the tasks, and then the run, decide and send one page at a time
+(:meth:`hub.engine.SyncEngine.help`). The run never waits on a task result, only on the state
+store: with every worker process busy, it reconciles all pages itself and the tasks find
+nothing left when they start, so a small fleet cannot deadlock.
 
 Delivery: tasks are acknowledged late (``task_acks_late``), after the run, and a task whose
 worker process died is put back (``task_reject_on_worker_lost``), so a run killed with SIGKILL
@@ -232,7 +233,7 @@ def _splitter(config: Config, sync_name: str, queue: str) -> Splitter:
 def help_split_task(
     config_path: str, sync_name: str, object_type: str, run_id: int, owner: str
 ) -> dict[str, Any]:
-    """Send deferred pages of a split run (:meth:`hub.engine.SyncEngine.help`) until none is
+    """Reconcile pages of a split run (:meth:`hub.engine.SyncEngine.help`) until none is
     left or the run is over; what it sent, as a report dict. Never raises for what a run can
     meet: the run sends whatever such a task leaves."""
     about = {"sync": sync_name}

@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine, func, select
 
+import hub.engine
+from connectors.memory.connector import MemoryConnector, MemorySettings
 from hub import store
-from hub.engine import LEASE_TTL, SyncEngine
+from hub.engine import LEASE_TTL, SyncEngine, SystemRuntime
 from hub.report import RunReport
-from hub.tables import audit_entries, pending_writes
+from hub.tables import audit_entries, pending_writes, split_pages
 from tests.hub.harness import Harness
 
 Helper = Callable[[Harness, str, int, str], None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Killed(BaseException):
@@ -51,22 +60,50 @@ def split_engine(h: Harness, helper: Helper | None, **options: object) -> SyncEn
     return engine
 
 
-def worker_sending(pages: int) -> tuple[Helper, list[RunReport]]:
-    """A worker task that sends about ``pages`` pages of 20 and then stops (its queue is shut)."""
-    reports: list[RunReport] = []
+def worker_engine(h: Harness, owner: str, **options: object) -> SyncEngine:
+    """An engine as a worker task builds one: its own connectors to the same vendors."""
+    settings = MemorySettings(page_size=100)
+    runtimes = [
+        SystemRuntime(name, mode, MemoryConnector(name, settings, store=h.stores[name]), map_)
+        for (name, mode), map_ in zip(h.modes.items(), h.fieldmaps.values(), strict=True)
+    ]
+    return SyncEngine(
+        h.db, h.spec, runtimes, clock=h.clock, page_size=h.page_size, owner=owner, **options
+    )
 
-    def helper(h: Harness, object_type: str, run_id: int, owner: str) -> None:
-        engines: list[SyncEngine] = []
 
-        def enough() -> bool:
-            sent = engines[0].helping
-            return sent is not None and sent.writes >= pages * 20
+class Workers:
+    """Worker tasks on threads of their own, each sending about ``pages`` pages of 20 and
+    then stopping (their queue is shut down)."""
 
-        engine = h.engine(owner=owner, should_stop=enough)
-        engines.append(engine)
-        reports.append(engine.help(object_type, run_id))
+    def __init__(self, pages: int) -> None:
+        self.pages = pages
+        self.threads: list[threading.Thread] = []
+        self.reports: list[RunReport] = []
+        self.errors: list[BaseException] = []
 
-    return helper, reports
+    def __call__(self, h: Harness, object_type: str, run_id: int, owner: str) -> None:
+        engine = worker_engine(h, owner, should_stop=lambda: self.enough(engine))
+
+        def work() -> None:
+            try:
+                self.reports.append(engine.help(object_type, run_id))
+            except BaseException as exc:
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def enough(self, engine: SyncEngine) -> bool:
+        sent = engine.helping
+        return sent is not None and sent.writes >= self.pages * 20
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=30)
+            assert not thread.is_alive(), "a worker task never ended"
+        assert self.errors == []
 
 
 def assert_converged(h: Harness) -> None:
@@ -95,25 +132,51 @@ def creates_in_audit(db: Engine) -> Counter[str]:
 
 
 def pending_rows(db: Engine) -> int:
+    """Pages waiting for a worker, and intents waiting for a run."""
     with db.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(pending_writes)).scalar_one())
+        return sum(
+            int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in (split_pages, pending_writes)
+        )
+
+
+def first_page_taken_by_a_worker(db: Engine) -> Callable[[str, str, int, object], None]:
+    """A progress callback that holds the run after its first page shared out of each object
+    type until a worker task has claimed it: workers meet the run's pages in any order, but
+    this test wants them to have sent some for certain."""
+
+    def wait(phase: str, _: str, done: int, total: object) -> None:
+        if not phase.endswith(":share") or done > 20:
+            return
+        object_type = phase.split(":")[0]
+        for _ in range(1000):
+            with db.connect() as conn:
+                free, _held = store.split_outstanding(conn, "test", object_type, utc_now())
+            if free == 0:
+                return
+            time.sleep(0.01)
+        raise AssertionError("no worker task claimed the first page in 10 s")
+
+    return wait
 
 
 def test_workers_and_the_run_share_out_a_first_syncs_writes_and_each_record_arrives_once(
-    db: Engine,
+    db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(hub.engine, "SPLIT_POLL_SECONDS", 0.01)
     h = Harness(db, objects=("companies", "contacts"), page_size=20)
     account(h)
-    helper, helped = worker_sending(pages=2)
-    engine = split_engine(h, helper)
+    workers = Workers(pages=2)
+    engine = split_engine(h, workers, progress=first_page_taken_by_a_worker(db))
 
     report = engine.run()
+    workers.join()
 
     assert engine.started == ["companies", "contacts"]  # type: ignore[attr-defined]
     assert_converged(h)
     # The worker tasks sent some pages, the run the rest; the run's report counts both.
-    assert all(r.writes > 0 for r in helped)
-    assert sum(r.writes for r in helped) < report.writes
+    helped = sum(r.writes for r in workers.reports)
+    assert 0 < helped < report.writes
     assert report.counts["companies"]["b"]["created"] == 30
     assert report.counts["contacts"]["b"]["created"] == 90
     assert report.counts["contacts"]["a"]["created"] == 10
@@ -133,18 +196,19 @@ def test_a_sync_below_the_split_threshold_runs_as_ever(db: Engine) -> None:
     assert len(h.records("b", "contacts")) == 10
 
 
-def test_a_split_run_that_dies_before_its_workers_start_is_finished_by_the_next_run(
+def test_a_split_run_that_dies_before_its_workers_send_anything_is_finished_by_the_next_run(
     db: Engine,
 ) -> None:
     h = Harness(db, objects=("companies", "contacts"), page_size=20)
     account(h)
 
-    def die(h: Harness, object_type: str, run_id: int, owner: str) -> None:
-        raise Killed()
+    def die_once_every_company_is_shared_out(phase: str, _: str, done: int, total: object) -> None:
+        if phase == "companies:share" and done == total:
+            raise Killed()
 
     with pytest.raises(Killed):
-        split_engine(h, die).run()
-    assert h.records("b", "companies") == []  # decided, deferred, not sent
+        split_engine(h, None, progress=die_once_every_company_is_shared_out).run()
+    assert h.records("b", "companies") == []  # shared out, not yet decided
     assert pending_rows(db) > 0
 
     h.run()  # an ordinary run, in-process
@@ -166,13 +230,18 @@ def test_a_page_held_by_a_worker_that_died_is_sent_by_the_run(db: Engine) -> Non
     dead = owner_of_a_process_that_ended()
     claimed: list[int] = []
 
-    def worker_dies_holding_a_page(h: Harness, object_type: str, run_id: int, owner: str) -> None:
+    def worker_dies_holding_the_first_page(
+        phase: str, system: str, done: int, total: object
+    ) -> None:
+        if not phase.endswith(":share") or done > 20:
+            return
+        object_type = phase.split(":")[0]
         with db.begin() as conn:
-            claim = store.claim_deferred(conn, "test", object_type, dead, h.clock(), LEASE_TTL)
+            claim = store.claim_split_page(conn, "test", object_type, dead, h.clock(), LEASE_TTL)
         assert claim is not None
         claimed.append(claim.id)
 
-    report = split_engine(h, worker_dies_holding_a_page).run()
+    report = split_engine(h, None, progress=worker_dies_holding_the_first_page).run()
 
     assert len(claimed) == 2  # one page of each object type
     assert_converged(h)
@@ -183,18 +252,17 @@ def test_a_page_held_by_a_worker_that_died_is_sent_by_the_run(db: Engine) -> Non
 def test_a_worker_whose_claim_lapsed_cannot_take_its_page_back(db: Engine) -> None:
     h = Harness(db, objects=("contacts",), page_size=20)
     now = h.clock()
+    page = {"records": [], "stale": [], "stampless": [], "minted": "x"}
     with db.begin() as conn:
-        row = store.add_pending(conn, "test", "contacts", [("c1", "b", "create")], 1, now)
-        assert row is not None
-        conn.execute(pending_writes.update().values(deferred=True))
-        first = store.claim_deferred(conn, "test", "contacts", "slow-worker", now, LEASE_TTL)
+        store.add_split_page(conn, "test", "contacts", 1, page, now)
+        first = store.claim_split_page(conn, "test", "contacts", "slow-worker", now, LEASE_TTL)
         assert first is not None
         # Alive for all anyone knows, so no one else may take it while the claim holds...
-        assert store.claim_deferred(conn, "test", "contacts", "other", now, LEASE_TTL) is None
-        # ...and once it has lapsed, another worker does, and the first sends nothing.
+        assert store.claim_split_page(conn, "test", "contacts", "other", now, LEASE_TTL) is None
+        # ...and once it has lapsed, another worker does, and the first commits nothing of it.
         later = now + LEASE_TTL * 2
-        second = store.claim_deferred(conn, "test", "contacts", "other", later, LEASE_TTL)
+        second = store.claim_split_page(conn, "test", "contacts", "other", later, LEASE_TTL)
         assert second is not None
-        assert second.intents == [("c1", "b", "create")]
-        assert not store.take_deferred(conn, row, "slow-worker")
-        assert store.take_deferred(conn, row, "other")
+        assert second.page == page
+        assert not store.take_split_page(conn, first.id, "slow-worker")
+        assert store.take_split_page(conn, second.id, "other")

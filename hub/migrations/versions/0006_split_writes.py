@@ -1,4 +1,5 @@
-"""split writes: write intents a worker fleet shares out, and who holds each
+"""split runs: the pages a worker fleet shares out, who holds each, and whether the run is
+still deciding more
 
 Revision ID: 0006
 Revises: 0005
@@ -19,16 +20,36 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "split_pages",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("sync", sa.String(64), nullable=False),
+        sa.Column("object_type", sa.String(16), nullable=False),
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("page", sa.JSON(), nullable=False),
+        sa.Column("claimed_by", sa.String(128), nullable=True),
+        sa.Column("claimed_until", UTCDateTime(), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_split_pages")),
+    )
+    op.create_index(
+        op.f("ix_split_pages_sync_object_type"),
+        "split_pages",
+        ["sync", "object_type"],
+        unique=False,
+    )
     with op.batch_alter_table("pending_writes") as batch:
-        batch.add_column(
-            sa.Column("deferred", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
         batch.add_column(sa.Column("claimed_by", sa.String(128), nullable=True))
         batch.add_column(sa.Column("claimed_until", UTCDateTime(), nullable=True))
+    with op.batch_alter_table("leases") as batch:
+        batch.add_column(sa.Column("deciding", sa.String(16), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("leases") as batch:
+        batch.drop_column("deciding")
     with op.batch_alter_table("pending_writes") as batch:
         batch.drop_column("claimed_until")
         batch.drop_column("claimed_by")
-        batch.drop_column("deferred")
+    op.drop_index(op.f("ix_split_pages_sync_object_type"), table_name="split_pages")
+    op.drop_table("split_pages")
