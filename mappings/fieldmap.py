@@ -62,6 +62,7 @@ from mappings.schema import (
     REFERENCE_FIELDS,
     canonical_fields,
     is_canonical_field,
+    normalized_by,
     validate_flat,
 )
 from mappings.transforms import TRANSFORMS, Transform
@@ -385,6 +386,7 @@ class FieldMap:
         "_defs",
         "_read",
         "_refs",
+        "_settled",
         "_specs",
         "_vendor_fields",
         "_vendor_of",
@@ -407,14 +409,31 @@ class FieldMap:
         self._vendor_fields: dict[str, tuple[str, ...]] = {}
         self._vendor_of: dict[str, dict[str, str]] = {}
         self._refs: dict[str, dict[str, str]] = {}
+        self._settled: dict[str, frozenset[str]] = {}
         for object_type, fields in defs.items():
             specs = tuple(_compile(object_type, canonical, d) for canonical, d in fields.items())
             _check_write_paths(specs, [fields[s.canonical] for s in specs])
             self._specs[object_type] = specs
             self._read[object_type] = tuple(_read_step(s) for s in specs if s.readable)
             self._write[object_type] = {
-                s.canonical: (s.vendor_path, s.write, s) for s in specs if s.writable
+                # Without prefer:, FieldSpec.write is the transform: one call less per value.
+                s.canonical: (
+                    s.vendor_path,
+                    s.transform.to_vendor if s.prefer is None else s.write,
+                    s,
+                )
+                for s in specs
+                if s.writable
             }
+            # Fields whose read already gives the canonical value: validation takes them as
+            # they are instead of normalizing every value a second time.
+            self._settled[object_type] = frozenset(
+                s.canonical
+                for s in specs
+                if s.readable
+                and s.values is None
+                and normalized_by(object_type, s.canonical, s.transform.to_canonical)
+            )
             self._covered[object_type] = frozenset(s.canonical for s in specs if s.readable)
             self._writable[object_type] = frozenset(s.canonical for s in specs if s.writable)
             self._vendor_fields[object_type] = tuple(
@@ -578,7 +597,12 @@ class FieldMap:
             if value is not None:
                 flat[canonical] = value
         try:
-            return validate_flat(object_type, flat, default_region=default_region)
+            return validate_flat(
+                object_type,
+                flat,
+                default_region=default_region,
+                normalized=self._settled[object_type],
+            )
         except MappingError as exc:
             vendor_field = self._vendor_of[object_type].get(exc.field) if exc.field else None
             raise exc.with_vendor_field(vendor_field) from None

@@ -240,10 +240,17 @@ def _international(plain: str) -> str | None:
     prefix = _trunk_prefix(code)
     if prefix is not None and prefix.match(national) is not None:
         return None
-    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
-    if not phonenumbers.is_possible_number(number):
+    if not _possible_length(code, len(national)):
         return None
     return f"+{code}{national}"
+
+
+@lru_cache(maxsize=1024)
+def _possible_length(code: int, digits: int) -> bool:
+    """phonenumbers' is_possible_number for a number of ``digits`` digits (no leading zero)
+    after ``+code``: it looks at nothing else, so every number of a shape is asked once."""
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int("1" * digits))
+    return bool(phonenumbers.is_possible_number(number))
 
 
 def _phone_once(s: str, region: str | None) -> tuple[str, phonenumbers.PhoneNumber | None]:

@@ -26,6 +26,7 @@ from mappings.schema import (
     content_hash,
     flatten,
     is_canonical_field,
+    normalized_by,
     unflatten,
     validate_flat,
 )
@@ -108,6 +109,29 @@ def test_validate_flat_uses_the_default_region_for_national_phone_numbers():
         "contacts", {"email": "a@b.com", "phone": "030 1234567"}, default_region="DE"
     )
     assert flat["phone"] == "+49301234567"
+
+
+def test_normalized_fields_are_taken_as_given_and_the_others_still_normalized():
+    flat = validate_flat(
+        "contacts",
+        {"first_name": "Ann", "email": " A@B.com ", "phone": "030 1234567"},
+        default_region="DE",
+        normalized={"first_name"},
+    )
+    assert flat == {"first_name": "Ann", "email": "a@b.com", "phone": "+49301234567"}
+
+
+def test_normalized_by_names_the_schema_own_normalizer_only():
+    from mappings.normalize import normalize_date, normalize_phone, normalize_text
+
+    assert normalized_by("contacts", "first_name", normalize_text)
+    assert normalized_by("companies", "name", normalize_text)  # required text
+    assert normalized_by("contacts", "custom.segment", normalize_text)
+    assert normalized_by("deals", "close_date", normalize_date)
+    assert not normalized_by("contacts", "email", normalize_text)
+    assert not normalized_by("contacts", "phone", normalize_phone)  # depends on the region
+    assert not normalized_by("contacts", "custom.bad key", normalize_text)
+    assert not normalized_by("contacts", "no_such_field", normalize_text)
 
 
 @pytest.mark.parametrize(
