@@ -17,9 +17,8 @@ import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -45,11 +44,13 @@ CREATE TABLE match_group_keys (key TEXT, gid TEXT, PRIMARY KEY (key, gid)) WITHO
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Staged:
+class Staged(NamedTuple):
     """One record read in this pass (``system`` is None for a record revisited for the hub's
     own reasons: a pending write, a resolved conflict, a retried failure)."""
 
+    # A named tuple rather than a frozen dataclass: a pass makes two per record (matching,
+    # then reconciling), and a frozen dataclass's __init__ sets each field through
+    # object.__setattr__, four times the cost of building the tuple.
     seq: int
     system: str | None
     remote_id: str | None
@@ -62,19 +63,27 @@ class Staged:
     rule: str | None
 
 
+_new_staged = tuple.__new__
+_from_iso = datetime.fromisoformat
+_loads = orjson.loads
+
+
 def _staged(row: tuple[Any, ...]) -> Staged:
     seq, system, remote_id, modified, vals, hash_, canonical_id, fresh, deleted, rule = row
-    return Staged(
-        seq,
-        system,
-        remote_id,
-        datetime.fromisoformat(modified) if modified else None,
-        orjson.loads(vals) if vals else {},
-        hash_,
-        canonical_id,
-        bool(fresh),
-        bool(deleted),
-        rule,
+    return _new_staged(
+        Staged,
+        (
+            seq,
+            system,
+            remote_id,
+            _from_iso(modified) if modified else None,
+            _loads(vals) if vals else {},
+            hash_,
+            canonical_id,
+            fresh == 1,
+            deleted == 1,
+            rule,
+        ),
     )
 
 
