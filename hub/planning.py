@@ -87,6 +87,10 @@ class WritePlanner:
         }
         self.references = REFERENCE_FIELDS.get(object_type, {})
         self.limits = {name: fieldmap.limits(object_type) for name, fieldmap in fieldmaps.items()}
+        # Per system, the fields it carries but cannot be written: the same for every record.
+        self._read_only = {
+            name: self.coverage[name] - self.writable[name] for name in self.fieldmaps
+        }
 
     def widened(
         self, system: str, values: Mapping[str, Any], fuller: Sequence[Mapping[str, Any]]
@@ -212,9 +216,10 @@ class WritePlanner:
             own.values if own is not None else self._last_seen(plan, system)
         )
         # Fields we cannot write there, and fields waiting for a person, stay as they are.
-        held = set(plan.waiting)
-        held.update(self.coverage[system] - self.writable[system])
-        for name in held & self.coverage[system]:
+        held = self._read_only[system]
+        if plan.waiting:
+            held = held | (plan.waiting & self.coverage[system])
+        for name in held:
             if own_values.get(name) is None:
                 view.pop(name, None)
             else:
@@ -263,16 +268,20 @@ class WritePlanner:
         fields: Sequence[str] | None,
         remote_refs: RemoteRefs,
     ) -> dict[str, Any]:
-        translated = dict(view)
+        translated: Mapping[str, Any] = view
+        copied: dict[str, Any] | None = None
         for ref_field, target in self.references.items():
-            value = translated.get(ref_field)
+            value = view.get(ref_field)
             if value is None:
                 continue
+            if copied is None:
+                # Copied only when it holds a reference to translate: most views hold none.
+                translated = copied = dict(view)
             ids = remote_refs.get(target, {})
             if isinstance(value, list):
-                translated[ref_field] = [ids[cid][system] for cid in value]
+                copied[ref_field] = [ids[cid][system] for cid in value]
             else:
-                translated[ref_field] = ids[value][system]
+                copied[ref_field] = ids[value][system]
         payload = self.fieldmaps[system].to_vendor(self.object_type, translated, fields)
         if fields is None:
             payload = {k: v for k, v in payload.items() if v is not None}

@@ -372,7 +372,8 @@ def _listed_spelling(values_raw: Mapping[Any, Any], vendor_value: str) -> str:
 
 
 _ReadStep = tuple[str | None, tuple[str, ...], Callable[[object], Any], str, FieldSpec]
-_WriteStep = tuple[tuple[str, ...], Callable[[object], Any], FieldSpec]
+# (canonical field, vendor field when the path is one name, path, write function, spec)
+_WriteStep = tuple[str, str | None, tuple[str, ...], Callable[[object], Any], FieldSpec]
 
 
 class FieldMap:
@@ -418,6 +419,8 @@ class FieldMap:
             self._write[object_type] = {
                 # Without prefer:, FieldSpec.write is the transform: one call less per value.
                 s.canonical: (
+                    s.canonical,
+                    s.vendor_path[0] if len(s.vendor_path) == 1 else None,
                     s.vendor_path,
                     s.transform.to_vendor if s.prefer is None else s.write,
                     s,
@@ -637,17 +640,19 @@ class FieldMap:
             else [plan[f] for f in dict.fromkeys(fields) if f in plan]
         )
         out: dict[str, Any] = {}
-        for path, write, spec in steps:
-            value = flat.get(spec.canonical)
-            if value is None or value == "" or value == []:
+        get = flat.get
+        for canonical, key, path, write, spec in steps:
+            value = get(canonical)
+            # Blank is None, "" or []; `not value` first, so a present value costs one test.
+            if not value and (value is None or value == "" or value == []):
                 vendor_value = None
             else:
                 try:
                     vendor_value = write(value)
                 except (ValueError, TypeError) as exc:
                     raise _field_error(spec, value, exc) from None
-            if len(path) == 1:
-                out[path[0]] = vendor_value
+            if key is not None:
+                out[key] = vendor_value
             else:
                 _put(out, path, vendor_value)
         return out
