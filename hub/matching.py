@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mappings.normalize import match_key
 
@@ -56,11 +56,12 @@ class Group:
     existing: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Assignment:
+class Assignment(NamedTuple):
     """Where an unlinked record goes: joins ``canonical_id`` (``matched``), starts it, or is a
     ``duplicate_of`` another record of its own system."""
 
+    # A named tuple, not a frozen dataclass: one per record read, and a frozen dataclass's
+    # __init__ costs four times as much.
     canonical_id: str | None
     matched: bool
     rule: str
@@ -89,10 +90,17 @@ class MemoryGroupIndex:
         return [self._groups[gid] for gid in sorted(ids)]
 
     def save(self, groups: Iterable[Group]) -> None:
+        by_key = self._by_key
         for group in groups:
-            self._groups[group.canonical_id] = group
+            gid = group.canonical_id
+            self._groups[gid] = group
             for key in group.keys.values():
-                self._by_key.setdefault(key, set()).add(group.canonical_id)
+                # Most keys are new: no empty set made and thrown away for the others.
+                holders = by_key.get(key)
+                if holders is None:
+                    by_key[key] = {gid}
+                else:
+                    holders.add(gid)
 
 
 class Matcher:
