@@ -542,20 +542,21 @@ def content_hash(flat: Mapping[str, Any]) -> str:
     sorted, compact JSON with BLAKE2b.
     """
     values = flat.values()
+    types = set(map(type, values))
     # C-speed scans: a normalized record has no blanks and only sorted lists, so the common
-    # case hashes the dict as it is.
-    if (
-        None in values
-        or "" in values
-        or [] in values
-        or not _PLAIN_TYPES.issuperset(map(type, values))
-    ):
-        flat = _hashable(flat)
+    # case hashes the dict as it is. Only text, ints and bools (no None, no list, no float)
+    # is the commonest of all: then an empty text is the one blank left to look for.
+    if types <= _TEXT_TYPES and "" not in values:
+        plain = True
+    else:
+        plain = False
+        if None in values or "" in values or [] in values or not _PLAIN_TYPES.issuperset(types):
+            flat = _hashable(flat)
     try:
         # orjson writes the very bytes of the compact, sorted json encoding for strings, ints,
         # bools and lists of them (test_schema checks it), at a tenth of the cost; floats
         # (whose text differs), ints past 64 bits and lone surrogates take the json path.
-        if float in map(type, flat.values()):
+        if not plain and float in map(type, flat.values()):
             raise TypeError("floats are written by json")
         data = orjson.dumps(flat, option=orjson.OPT_SORT_KEYS)
     except TypeError:
@@ -564,6 +565,7 @@ def content_hash(flat: Mapping[str, Any]) -> str:
 
 
 _PLAIN_TYPES: Final = frozenset({str, int, bool, float})
+_TEXT_TYPES: Final = frozenset({str, int, bool})
 
 
 def _hashable(flat: Mapping[str, Any]) -> dict[str, Any]:
