@@ -59,6 +59,12 @@ class PageLedger:
         ``stampless`` names (system, remote id) versions whose links keep no modified time, so
         the next run maps them again instead of trusting an unchanged stamp.
         """
+        # Conflicts a person resolved, by record: looked up per plan rather than scanning every
+        # known conflict of the page for each record.
+        resolved: dict[str, list[tuple[str, store.ConflictRow]]] = {}
+        for (known_cid, name), conflict in known_conflicts.items():
+            if conflict.status == "resolved":
+                resolved.setdefault(known_cid, []).append((name, conflict))
         for plan in plans:
             cid = plan.canonical_id
             for system in plan.deleted_in:
@@ -114,7 +120,7 @@ class PageLedger:
                 else:
                     page.changed_links.append(link_update(row))
             self._base(plan, page, now)
-            self._conflicts(plan, known_conflicts, page, now)
+            self._conflicts(plan, known_conflicts, resolved.get(cid, ()), page, now)
 
     def _base(self, plan: Plan, page: store.PageWrites, now: datetime) -> None:
         cid = plan.canonical_id
@@ -165,25 +171,25 @@ class PageLedger:
         self,
         plan: Plan,
         known: Mapping[tuple[str, str], store.ConflictRow],
+        resolved: Collection[tuple[str, store.ConflictRow]],
         page: store.PageWrites,
         now: datetime,
     ) -> None:
         cid = plan.canonical_id
         held = plan.base.values if plan.base is not None else {}
-        for (known_cid, name), row in known.items():
-            if known_cid == cid and row.status == "resolved":
-                page.applied_conflicts.append(row.id)
-                page.audit.append(
-                    self.audit(
-                        None,
-                        None,
-                        cid,
-                        "resolve",
-                        {name: [held.get(name, row.base), row.resolution]},
-                        f"conflict {row.id} resolved by a person",
-                        now,
-                    )
+        for name, row in resolved:
+            page.applied_conflicts.append(row.id)
+            page.audit.append(
+                self.audit(
+                    None,
+                    None,
+                    cid,
+                    "resolve",
+                    {name: [held.get(name, row.base), row.resolution]},
+                    f"conflict {row.id} resolved by a person",
+                    now,
                 )
+            )
         for conflict in plan.conflicts:
             previous = known.get((cid, conflict.field))
             if previous is not None and previous.status == "open":
