@@ -604,11 +604,17 @@ def claim_split_page(
 ) -> SplitPage | None:
     """Claim the oldest page that nobody alive holds, for ``ttl``; None when none is left to
     claim. Two workers racing for one page: the update's guard lets one win."""
+    ours = (split_pages.c.sync == sync, split_pages.c.object_type == object_type)
+    columns = (split_pages.c.id, split_pages.c.claimed_by, split_pages.c.claimed_until)
+    # Pages nobody has claimed yet first, a few at a time: a big run shares out thousands.
     candidates = conn.execute(
-        select(split_pages.c.id, split_pages.c.claimed_by, split_pages.c.claimed_until)
-        .where(split_pages.c.sync == sync, split_pages.c.object_type == object_type)
+        select(*columns)
+        .where(*ours, split_pages.c.claimed_by.is_(None))
         .order_by(split_pages.c.id)
+        .limit(16)
     ).all()
+    if not candidates:  # then any whose claimant died or let its claim lapse
+        candidates = conn.execute(select(*columns).where(*ours).order_by(split_pages.c.id)).all()
     for row_id, claimed_by, claimed_until in candidates:
         if _claim_is_live(claimed_by, claimed_until, now, holder_is_gone):
             continue
