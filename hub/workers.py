@@ -52,6 +52,7 @@ from celery import Celery, current_task
 from celery.result import AsyncResult
 from celery.signals import setup_logging
 from kombu.exceptions import OperationalError
+from sqlalchemy import Engine
 
 from connectors.errors import ConnectorError
 from hub.config import Config, ConfigError, load_config, mask_url
@@ -170,20 +171,29 @@ def check_broker(app: Celery) -> None:
 # --------------------------------------------------------------------------------- the task
 
 
-def run_sync_task(config_path: str, sync_name: str) -> dict[str, Any]:
-    """Run one sync; the report as a dict, or why it did not run (``status`` ``skipped`` or
-    ``error`` with an ``exit_code``). Never raises for what a run can meet, so the task is
-    acknowledged and not redelivered to fail the same way again."""
-    about = {"sync": sync_name}
+def _open(config_path: str, sync_name: str, failure: str) -> tuple[Config, Engine] | dict[str, Any]:
+    """A task's config and state database; or, when either is unusable, the task's error
+    result, logged with ``failure`` (``%s`` for the sync and the reason)."""
     try:
         config = load_config(Path(config_path))
         hide_secrets(config.secrets)
         if sync_name not in config.syncs:
             return _error(sync_name, f"unknown sync {sync_name!r} in {config_path}", _EXIT_CONFIG)
-        db = open_database(config.database)
+        return config, open_database(config.database)
     except (ConfigError, DatabaseError) as exc:
-        log.error("sync %s not run: %s", sync_name, exc, extra=about)
+        log.error(failure, sync_name, exc, extra={"sync": sync_name})
         return _error(sync_name, str(exc), _EXIT_CONFIG)
+
+
+def run_sync_task(config_path: str, sync_name: str) -> dict[str, Any]:
+    """Run one sync; the report as a dict, or why it did not run (``status`` ``skipped`` or
+    ``error`` with an ``exit_code``). Never raises for what a run can meet, so the task is
+    acknowledged and not redelivered to fail the same way again."""
+    about = {"sync": sync_name}
+    opened = _open(config_path, sync_name, "sync %s not run: %s")
+    if isinstance(opened, dict):
+        return opened
+    config, db = opened
     try:
         [report] = run_sync(
             db, config, [sync_name], splitter=lambda name: _splitter(config, name, _own_queue())
@@ -237,15 +247,10 @@ def help_split_task(
     left or the run is over; what it sent, as a report dict. Never raises for what a run can
     meet: the run sends whatever such a task leaves."""
     about = {"sync": sync_name}
-    try:
-        config = load_config(Path(config_path))
-        hide_secrets(config.secrets)
-        if sync_name not in config.syncs:
-            return _error(sync_name, f"unknown sync {sync_name!r} in {config_path}", _EXIT_CONFIG)
-        db = open_database(config.database)
-    except (ConfigError, DatabaseError) as exc:
-        log.error("split of sync %s not helped: %s", sync_name, exc, extra=about)
-        return _error(sync_name, str(exc), _EXIT_CONFIG)
+    opened = _open(config_path, sync_name, "split of sync %s not helped: %s")
+    if isinstance(opened, dict):
+        return opened
+    config, db = opened
     try:
         engine = build_engine(db, config, config.syncs[sync_name], owner=owner)
         return engine.help(object_type, run_id).as_dict()
