@@ -436,7 +436,7 @@ class _ObjectPass:
 
     def run(self) -> bool:
         """Sync this object type; False when asked to stop before the end."""
-        # What an earlier split run decided and did not send goes out before anything new.
+        # Pages an earlier split run shared out and left are reconciled before anything new.
         if not self.dry_run and not self.drain(wait=True):
             return False
         with self.db.connect() as conn:
@@ -491,7 +491,7 @@ class _ObjectPass:
         with self.db.begin() as conn:
             store.set_deciding(conn, self.sync, self.engine.owner, self.object_type)
         log.info(
-            "split run: %d %s to reconcile; worker tasks share out their writes",
+            "split run: %d %s to reconcile; worker tasks share out its pages",
             total,
             self.object_type,
         )
