@@ -246,21 +246,21 @@ class SyncEngine:
             if not dry_run:
                 self._finish(report)
             self.planned.close()
-            for runtime in self.systems.values():
-                try:
-                    runtime.connector.close()
-                except Exception:  # closing must not hide the run's own outcome
-                    log.exception("closing %s failed", runtime.name)
+            self._close_connectors()
         return report
+
+    def _close_connectors(self) -> None:
+        for runtime in self.systems.values():
+            try:
+                runtime.connector.close()
+            except Exception:  # closing must not hide the run's own outcome
+                log.exception("closing %s failed", runtime.name)
 
     def _finish(self, report: RunReport) -> None:
         assert report.run_id is not None
         with self.db.begin() as conn:
             # What the worker tasks of a split run sent, they counted on the run's row.
-            for object_type, systems in store.run_counts(conn, report.run_id).items():
-                for system, outcomes in systems.items():
-                    for what, n in outcomes.items():
-                        report.count(object_type, system, what, n)
+            report.add_counts(store.run_counts(conn, report.run_id))
             report.open_conflicts, report.open_dead_letters = store.open_counts(
                 conn, self.spec.name
             )
@@ -309,11 +309,7 @@ class SyncEngine:
             finally:
                 report.failures = list(self.failed.values())
                 report.finished_at = self.clock()
-                for runtime in self.systems.values():
-                    try:
-                        runtime.connector.close()
-                    except Exception:
-                        log.exception("closing %s failed", runtime.name)
+                self._close_connectors()
         return report
 
     def keep_lease(self) -> None:
@@ -503,7 +499,7 @@ class _ObjectPass:
         shared = 0
         for page in spool.groups(self.engine.page_size):
             now = self.engine.clock()
-            row = _page_row(page, self.stale, self.stampless)
+            row = _page_row(page, self.engine.order, self.stale, self.stampless)
             row["minted"] = self._id_prefix
             with self.db.begin() as conn:
                 store.add_split_page(conn, self.sync, self.object_type, self.run_id or 0, row, now)
@@ -1170,10 +1166,7 @@ class _ObjectPass:
                 counts = self.report.as_dict()["counts"]
                 store.add_run_counts(conn, self.run_id, counts)
                 self.report.counts.clear()
-                for object_type, systems in counts.items():
-                    for system, outcomes in systems.items():
-                        for what, n in outcomes.items():
-                            helping.count(object_type, system, what, n)
+                helping.add_counts(counts)
 
     def _plan(
         self,
@@ -1660,6 +1653,7 @@ class _ObjectPass:
 
 def _page_row(
     page: list[tuple[str, list[Staged]]],
+    systems: Sequence[str],
     stale: Mapping[tuple[str, str], str],
     stampless: set[tuple[str, str]],
 ) -> dict[str, Any]:
@@ -1685,12 +1679,21 @@ def _page_row(
         ]
         for cid, staged in page
     ]
-    ids = {cid for cid, _ in page}
-    versions = {(s.system, s.remote_id) for _, staged in page for s in staged}
+    # Looked up per record of the page: the pass's sets may be far larger than one page.
     return {
         "records": records,
-        "stale": [[cid, system, kind] for (cid, system), kind in stale.items() if cid in ids],
-        "stampless": [list(key) for key in stampless if key in versions],
+        "stale": [
+            [cid, system, stale[(cid, system)]]
+            for cid, staged in page
+            for system in systems
+            if (cid, system) in stale
+        ],
+        "stampless": [
+            [s.system, s.remote_id]
+            for _, staged in page
+            for s in staged
+            if (s.system, s.remote_id) in stampless
+        ],
     }
 
 

@@ -50,6 +50,13 @@ class RunReport:
     def count(self, object_type: str, system: str, what: str, n: int = 1) -> None:
         self.counts[object_type][system][what] += n
 
+    def add_counts(self, counts: Mapping[str, Mapping[str, Mapping[str, int]]]) -> None:
+        """Add counts shaped as :meth:`as_dict` gives them (object type → system → n)."""
+        for object_type, systems in counts.items():
+            for system, counter in systems.items():
+                for what, n in counter.items():
+                    self.count(object_type, system, what, n)
+
     def total(self, what: str) -> int:
         return sum(c[what] for systems in self.counts.values() for c in systems.values())
 
@@ -103,10 +110,7 @@ class RunReport:
             open_conflicts=data["open_conflicts"],
             open_dead_letters=data["failed_records"],
         )
-        for object_type, systems in data["counts"].items():
-            for system, counter in systems.items():
-                for what, n in counter.items():
-                    report.count(object_type, system, what, n)
+        report.add_counts(data["counts"])
         return report
 
 

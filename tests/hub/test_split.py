@@ -7,6 +7,7 @@ and a run or worker that dies mid-way leaves nothing undone or done twice.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -21,8 +22,9 @@ from sqlalchemy import Engine, func, select
 import hub.engine
 from connectors.memory.connector import MemoryConnector, MemorySettings
 from hub import store
-from hub.engine import LEASE_TTL, SyncEngine, SystemRuntime
+from hub.engine import LEASE_TTL, SyncEngine, SystemRuntime, _page_from_row, _page_row
 from hub.report import RunReport
+from hub.spool import Staged
 from hub.tables import audit_entries, pending_writes, split_pages
 from tests.hub.harness import Harness
 
@@ -266,3 +268,19 @@ def test_a_worker_whose_claim_lapsed_cannot_take_its_page_back(db: Engine) -> No
         assert second.page == page
         assert not store.take_split_page(conn, first.id, "slow-worker")
         assert store.take_split_page(conn, second.id, "other")
+
+
+def test_a_shared_page_carries_what_the_run_knew_of_its_records_and_only_of_them() -> None:
+    mine = Staged(1, "a", "7", utc_now(), {"email": "p@x.com"}, "h", "c1", True, False, "new")
+    page = [("c1", [mine]), ("c2", [])]
+    stale = {("c1", "b"): "create", ("c9", "b"): "create"}
+    stampless = {("a", "7"), ("a", "99")}
+
+    row = _page_row(page, ["a", "b"], stale, stampless)
+    again, stale_again, stampless_again = _page_from_row(json.loads(json.dumps(row)))
+
+    assert [cid for cid, _ in again] == ["c1", "c2"]
+    assert again[0][1][0].values == {"email": "p@x.com"}
+    assert again[0][1][0].modified_at == mine.modified_at
+    assert stale_again == {("c1", "b"): "create"}
+    assert stampless_again == {("a", "7")}
