@@ -95,6 +95,12 @@ class Capabilities:
     limits as (requests, seconds) pairs — HubSpot's ``((100, 10.0), (250000, 86400.0))`` —
     empty when it does not throttle itself; :meth:`least_seconds` turns them into the least
     time a number of requests can take.
+
+    ``write_concurrency`` is how many write calls (``create``/``update``/``delete``, one batch
+    each) the hub may have in flight on this connector at once, from as many threads: more than
+    1 only where the connector is safe to call that way and the vendor allows as many requests
+    in flight. Over a real network a batch spends most of its time waiting for the vendor, so
+    this divides a large sync's write time nearly by its value.
     """
 
     object_types: frozenset[str]
@@ -109,6 +115,7 @@ class Capabilities:
     read_calls_per_record: Mapping[str, float] = field(default_factory=dict)
     records_per_write_request: int | None = None
     rate_windows: tuple[tuple[int, float], ...] = ()
+    write_concurrency: int = 1
 
     @property
     def write_request_size(self) -> int:

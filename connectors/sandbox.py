@@ -380,7 +380,8 @@ class TokenIssuer:
 
 
 class CallLog:
-    """Every request the sandbox answered (faults included): by route, status and second."""
+    """Every request the sandbox answered (faults included): by route, status and second; and
+    the most it was answering at once (``peak_in_flight``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -388,6 +389,17 @@ class CallLog:
         self.by_status: Counter[int] = Counter()
         self.by_second: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
+        self._in_flight = 0
+        self.peak_in_flight = 0
+
+    def arrive(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def record(self, method: str, path: str, status: int | None, fault: Fault | None) -> None:
         """Count one request; ``status`` None when the connection was dropped."""
@@ -427,6 +439,7 @@ class CallLog:
             self.by_status.clear()
             self.by_second.clear()
             self.faults.clear()
+            self.peak_in_flight = self._in_flight
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,10 +572,14 @@ class Sandbox:
         with self._observers_lock:
             self._arrived += 1
             number = self._arrived
-        if self.options.latency_ms:
-            time.sleep(self.options.latency_ms / 1000)
-        fault = self._fault_for(request)
-        response, fault = self._answer(request, fault)
+        self.calls.arrive()
+        try:
+            if self.options.latency_ms:
+                time.sleep(self.options.latency_ms / 1000)
+            fault = self._fault_for(request)
+            response, fault = self._answer(request, fault)
+        finally:
+            self.calls.leave()
         self.calls.record(
             request.method, request.path, response.status if response else None, fault
         )

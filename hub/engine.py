@@ -18,8 +18,10 @@ A run takes the object types in dependency order. For each, an :class:`_ObjectPa
 4. advances the cursors past everything it read, once every page is done.
 
 Vendor calls overlap our own work: reads run a page ahead on a reader thread, and a page's
-writes go out on a writer thread while the next page is decided. Each connector is called from
-one thread at a time, and only the pass's own thread touches the database and the report.
+writes go out on writer threads while the next page is decided, one per target system, side by
+side. A connector is called from one thread at a time, except that a connector whose
+capabilities allow several write calls at once (``write_concurrency``) gets that many batches of
+one kind at once. Only the pass's own thread touches the database and the report.
 
 A system that cannot be reached or refuses our credentials is dropped from the rest of the run;
 what it should have received stays as pending intents, so the next run delivers it.
@@ -44,7 +46,8 @@ import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -366,12 +369,37 @@ class _Sent:
 
 @dataclass(slots=True)
 class _InFlight:
-    """A page whose writes are on their way on the writer thread."""
+    """A page whose writes are on their way on the writer threads: a future per system."""
 
     decided: _Decided
     written: store.PageWrites
     writes: list[Write]
-    sent: Future[list[_Sent]]
+    sent: list[Future[list[_Sent]]]
+
+
+class _Senders:
+    """The threads that send a pass's writes: a writer per target system, so the systems' writes
+    go out side by side, and for a connector that takes several write calls at once
+    (``write_concurrency``), a pool that sends that many of its batches at once."""
+
+    def __init__(self, systems: Mapping[str, SystemRuntime], targets: Sequence[str]) -> None:
+        self._stack = ExitStack()
+        self.writers = self._stack.enter_context(
+            ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="write")
+        )
+        self.batches: dict[str, Executor] = {}
+        for name in targets:
+            concurrency = systems[name].connector.capabilities.write_concurrency
+            if concurrency > 1:
+                self.batches[name] = self._stack.enter_context(
+                    ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"write-{name}")
+                )
+
+    def __enter__(self) -> _Senders:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
 
 
 class _ObjectPass:
@@ -511,11 +539,11 @@ class _ObjectPass:
     def _reconcile(self, pages: Iterable[_Page], total: int | None) -> bool:
         """Decide, commit and send page after page; False when asked to stop."""
         done = 0
-        # A page's vendor writes go out on a writer thread while the next page is decided
-        # and committed here: vendor latency and our CPU overlap. Only the writer calls
-        # the connectors meanwhile, and only this thread touches the database and report.
+        # A page's vendor writes go out on the writer threads while the next page is decided
+        # and committed here: vendor latency and our CPU overlap. Only the writers call the
+        # connectors meanwhile, and only this thread touches the database and report.
         in_flight: _InFlight | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write") as writer:
+        with _Senders(self.systems, self._targets()) as senders:
             for page, claim in pages:
                 try:
                     decided = self._decide(page, claim=claim)
@@ -526,7 +554,7 @@ class _ObjectPass:
                     self._finish(in_flight)
                     in_flight = None
                 if decided is not None:
-                    in_flight = self._start_writes(decided, writer)
+                    in_flight = self._start_writes(decided, senders)
                 done += len(page)
                 self._progress("send" if claim else "reconcile", "", done, total)
                 if self.engine.should_stop():
@@ -1137,20 +1165,29 @@ class _ObjectPass:
                 payload=plan.values,
             )
 
-    def _start_writes(self, decided: _Decided, writer: ThreadPoolExecutor) -> _InFlight:
-        """Send the page's vendor writes on the writer thread (none may be in flight)."""
+    def _start_writes(self, decided: _Decided, senders: _Senders) -> _InFlight:
+        """Send the page's vendor writes on the writer threads (none may be in flight)."""
         written = store.PageWrites()
         # A lookup before re-creating an interrupted create calls the vendor: here, while no
         # other call is in flight.
         writes = self._recover_interrupted_creates(decided.writes, written, decided.now)
-        return _InFlight(
-            decided, written, writes, writer.submit(carry_context(self._send_all), writes)
-        )
+        by_system: dict[str, list[Write]] = defaultdict(list)
+        for write in writes:
+            by_system[write.system].append(write)
+        sent = [
+            senders.writers.submit(
+                carry_context(self._send_all), by_system[name], senders.batches.get(name)
+            )
+            for name in sorted(by_system, key=self.engine.order.index)
+        ]
+        return _InFlight(decided, written, writes, sent)
 
     def _finish(self, in_flight: _InFlight) -> None:
         """Take in the vendors' answers and commit them: the page's second commit."""
         decided, written = in_flight.decided, in_flight.written
-        self._absorb(in_flight.sent.result(), written, decided.now)
+        self._absorb(
+            [batch for future in in_flight.sent for batch in future.result()], written, decided.now
+        )
         with self.db.begin() as conn:
             store.commit_page(conn, self.sync, self.object_type, written)
             for system, merges in sorted(written.merges.items()):
@@ -1413,27 +1450,42 @@ class _ObjectPass:
                         return record, values
         return None
 
-    def _send_all(self, writes: list[Write]) -> list[_Sent]:
-        """Send every write, batched, and keep each batch's answer: vendor calls only, so it
-        can run on the writer thread. A system that fails for good is sent nothing more."""
-        by_target: dict[tuple[str, str], list[Write]] = defaultdict(list)
+    def _send_all(self, writes: list[Write], batches: Executor | None) -> list[_Sent]:
+        """Send one system's writes, batched, and keep each batch's answer in the order the
+        batches were made: vendor calls only, so it runs on a writer thread. Deletes go first,
+        then updates, then creates; with ``batches``, the batches of one kind go out on it
+        side by side. A system that fails for good is sent nothing more (batches already on
+        their way finish)."""
+        by_kind: dict[str, list[Write]] = defaultdict(list)
         for write in writes:
-            by_target[(write.system, write.kind)].append(write)
+            by_kind[write.kind].append(write)
         sent: list[_Sent] = []
-        given_up: set[str] = set()
-        for (system, kind), batch in sorted(by_target.items(), key=self._write_order):
-            runtime = self.systems[system]
-            size = runtime.connector.capabilities.max_batch
-            for start in range(0, len(batch), size):
-                if system in given_up or not self.engine.live(system):
-                    break
-                chunk = batch[start : start + size]
-                try:
-                    sent.append(_Sent(system, kind, chunk, self._send(runtime, kind, chunk)))
-                except ConnectorError as exc:
-                    sent.append(_Sent(system, kind, chunk, None, exc))
-                    if exc.action not in (Action.RETRY, Action.BACKOFF):
-                        given_up.add(system)
+        given_up = False
+
+        def send(kind: str, chunk: list[Write]) -> _Sent | None:
+            nonlocal given_up
+            system = chunk[0].system
+            if given_up or not self.engine.live(system):
+                return None  # its intents stay: the next run sends it
+            try:
+                return _Sent(system, kind, chunk, self._send(self.systems[system], kind, chunk))
+            except ConnectorError as exc:
+                if exc.action not in (Action.RETRY, Action.BACKOFF):
+                    given_up = True
+                return _Sent(system, kind, chunk, None, exc)
+
+        for kind in ("delete", "update", "create"):
+            batch = by_kind.get(kind)
+            if not batch:
+                continue
+            size = self.systems[batch[0].system].connector.capabilities.max_batch
+            chunks = [batch[start : start + size] for start in range(0, len(batch), size)]
+            if batches is None or len(chunks) == 1:
+                answers = [send(kind, chunk) for chunk in chunks]
+            else:
+                futures = [batches.submit(carry_context(send), kind, chunk) for chunk in chunks]
+                answers = [future.result() for future in futures]
+            sent.extend(answer for answer in answers if answer is not None)
         return sent
 
     def _absorb(self, sent: list[_Sent], page: store.PageWrites, now: datetime) -> None:
@@ -1471,10 +1523,6 @@ class _ObjectPass:
                 continue
             for write, result in zip(chunk, results, strict=True):
                 self._apply_result(write, result, page, now)
-
-    def _write_order(self, item: tuple[tuple[str, str], list[Write]]) -> tuple[int, int]:
-        (system, kind), _ = item
-        return self.engine.order.index(system), ("delete", "update", "create").index(kind)
 
     def _send(self, runtime: SystemRuntime, kind: str, chunk: list[Write]) -> list[WriteResult]:
         connector = runtime.connector

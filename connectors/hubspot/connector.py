@@ -180,7 +180,9 @@ class HubSpotSettings(HttpSettings):
     expire and on a 401; a token HubSpot refuses is an AuthError naming the setting to change).
     The rate settings are the client's own budget; the defaults are
     HubSpot's lowest tier (Free/Starter private apps: 100 per 10 s, 250,000 a day; search 5 per
-    second, kept at 4 so clock jitter never meets HubSpot's counter).
+    second, kept at 4 so clock jitter never meets HubSpot's counter). ``max_concurrency`` is
+    how many write batches go out at once: HubSpot sets no limit on requests in flight, only the
+    budgets above, which still pace them.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -198,6 +200,7 @@ class HubSpotSettings(HttpSettings):
     search_per_second: int = Field(default=4, ge=1, le=100)
     rate_limit_storage: str = "memory://"
     page_size: int = Field(default=BATCH, ge=1, le=BATCH)
+    max_concurrency: int = Field(default=4, ge=1, le=10)
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> HubSpotSettings:
@@ -274,6 +277,7 @@ class HubSpotConnector:
                 for object_type, fields in ASSOCIATIONS.items()
             },
             rate_windows=limiter.windows,
+            write_concurrency=s.max_concurrency,
         )
         self._auth = self._authenticator(base_url)
         self._api = HttpClient(

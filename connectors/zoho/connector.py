@@ -361,6 +361,8 @@ class ZohoConnector:
             modified_precision=timedelta(seconds=1),
             read_page_size=settings.page_size,
             rate_windows=self._limiter.windows,
+            # The account's slots bound every request in flight, these batches included.
+            write_concurrency=settings.max_concurrency,
         )
 
     def __repr__(self) -> str:

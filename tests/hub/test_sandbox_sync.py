@@ -221,3 +221,54 @@ def test_vendor_faults_change_nothing_about_where_the_sync_ends(
     stormy = end_state(tmp_path / "stormy", 0.2, maps)
     assert stormy == calm
     assert len(calm["hubspot"]["contacts"]) == PEOPLE + 48
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_pages_batches_go_out_as_many_at_once_as_the_target_allows(
+    tmp_path: Path, maps: dict[str, FieldMap], concurrency: int
+) -> None:
+    """Over a real network a batch mostly waits for the vendor: several in flight divide a large
+    sync's write time. Each record still lands once, linked to its own id."""
+    people = 450  # one page of 500 holds them all: five batches of contacts to Zoho
+    hubspot = load_sandbox("hubspot", SandboxOptions(seed=SEED))
+    zoho = load_sandbox("zoho", SandboxOptions(seed=SEED, latency_ms=30))
+    boxes = {"hubspot": hubspot, "zoho": zoho}
+    for box in boxes.values():
+        box.start()
+    try:
+        seed_sandbox(hubspot.api, maps["hubspot"], sample_account(people, SEED))
+        config = tmp_path / "crmhub.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "database": f"sqlite:///{tmp_path}/state.db",
+                    "systems": {
+                        "hubspot": hubspot.connector_settings(),
+                        "zoho": {**zoho.connector_settings(), "max_concurrency": concurrency},
+                    },
+                    "syncs": {
+                        "main": {
+                            "systems": {"hubspot": "read", "zoho": "write"},
+                            "objects": ["contacts"],
+                        }
+                    },
+                }
+            ),
+            encoding="utf-8",
+        )
+        zoho.calls.reset()
+        first = sync(config)
+        assert first.exit_code == 0, first.as_dict()
+        assert zoho.calls.peak_in_flight == concurrency
+        assert zoho.calls.count("POST", "/crm/v8/Contacts") == 5
+
+        emails = {
+            name: Counter(p["email"] for p in canonical(box, maps[name], "contacts").values())
+            for name, box in boxes.items()
+        }
+        assert emails["zoho"] == emails["hubspot"]
+        assert set(emails["zoho"].values()) == {1}
+        assert sync(config).writes == 0
+    finally:
+        for box in boxes.values():
+            box.stop()
