@@ -17,7 +17,12 @@ A run takes the object types in dependency order. For each, an :class:`_ObjectPa
    rows);
 4. advances the cursors past everything it read, once every page is done.
 
-Vendor calls overlap our own work: reads run a page ahead on a reader thread, and a page's
+A pass with a single reading system that it does not write to (a one-way sync, a move between
+CRMs) is streamed: steps 1 to 3 run page after page while the reads go on, deletes read first so
+that the mass-delete guard stands before any write. Nothing read elsewhere could match what it
+sends, and a record matches those of earlier pages through the keys their commits stored.
+
+Vendor calls overlap our own work: reads run a few pages ahead on a reader thread, and a page's
 writes go out on writer threads while the next page is decided, one per target system, side by
 side. A connector is called from one thread at a time, except that a connector whose
 capabilities allow several write calls at once (``write_concurrency``) gets that many batches of
@@ -45,7 +50,7 @@ import logging
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -54,7 +59,14 @@ from typing import Any, Literal, Protocol
 
 from sqlalchemy import Engine
 
-from connectors.base import Connector, RemoteRecord, ReportsHeadroom, SweepsIds, WriteResult
+from connectors.base import (
+    Connector,
+    Page,
+    RemoteRecord,
+    ReportsHeadroom,
+    SweepsIds,
+    WriteResult,
+)
 from connectors.errors import Action, ConnectorError
 from hub import reasons, store
 from hub.collector import run_pace
@@ -65,6 +77,7 @@ from hub.matching import Matcher, Rule, all_keys, record_keys
 from hub.merge import MergeResult, Policy, Version, merge_record
 from hub.planned_links import PLANNED_ID, PlannedLinks
 from hub.planning import Plan, Unwritable, Write, WritePlanner
+from hub.readahead import read_ahead
 from hub.report import RunObserver, RunReport, SystemFailure
 from hub.spool import Spool, Staged
 from hub.tables import utcnow
@@ -82,6 +95,8 @@ MASS_DELETE_MINIMUM = 10
 MATCH_IN_MEMORY_LIMIT = 50_000
 # How often a split run looks whether its workers have finished the pages they hold.
 SPLIT_POLL_SECONDS = 0.25
+# Pages a reader fetches ahead of the pass: a few hundred records in memory at most.
+READ_AHEAD_PAGES = 4
 
 
 class Splitter(Protocol):
@@ -452,8 +467,11 @@ class _ObjectPass:
         self.deletes_seen: Counter[str] = Counter()
         # (system, remote id) of records read with a reference the hub could not translate.
         self.stampless: set[tuple[str, str]] = set()
-        self._id_prefix = f"{time.time_ns() // 1_000_000:012x}{os.urandom(6).hex()}"
+        self._id_prefix = _id_prefix()
         self._ids_made = 0
+        self._matched = 0
+        # A streamed pass's records to reconcile, once its read is over.
+        self._stream_total: int | None = None
         self.pages_claimed = 0
 
     # ------------------------------------------------------------------ the pass
@@ -472,17 +490,22 @@ class _ObjectPass:
                 holder_is_gone=owner_is_gone,
             )
             self.failures = store.open_failures(conn, self.sync, self.object_type)
+        source = self._stream_source()
         with Spool(self.engine.spool_dir) as spool:
-            for name, runtime in self.systems.items():
-                if runtime.reads and self.engine.live(name):
-                    try:
-                        self._read_system(runtime, spool)
-                    except ConnectorError as exc:
-                        if exc.action is Action.REJECT_RECORD:
-                            raise
-                        self.engine.fail_system(name, exc)
-            self._guard_mass_deletes()
-            self._revisit(spool)
+            if source is None:
+                self._read_all(spool)
+                self._guard_mass_deletes()
+                self._revisit(spool)
+            else:
+                self._revisit(spool)
+                streamed = self._streamed_pages(source, spool)
+                try:
+                    if not self._reconcile(streamed, None):
+                        return False
+                finally:
+                    streamed.close()
+                # What is left for the steps below: deletes, and the records revisited that
+                # no page read touched.
             self._identify(spool)
             total = spool.count()
             split = (
@@ -506,6 +529,77 @@ class _ObjectPass:
                 return False
         self._advance_cursors()
         return True
+
+    def _read_all(self, spool: Spool) -> None:
+        """Stage every reading system's changes and deletes; one that fails is dropped from
+        the run."""
+        for name, runtime in self.systems.items():
+            if runtime.reads and self.engine.live(name):
+                try:
+                    for _ in self._read_system(runtime, spool):
+                        pass
+                except ConnectorError as exc:
+                    if exc.action is Action.REJECT_RECORD:
+                        raise
+                    self.engine.fail_system(name, exc)
+
+    def _stream_source(self) -> SystemRuntime | None:
+        """The pass's one reading system, when its pages can be reconciled as they come in.
+
+        That takes a single reading system (nothing read elsewhere can match what it sends, as
+        in a one-way sync or a migration) that this pass does not write to (its connector is
+        called on the reader thread while the writers send). Not for a dry run, whose
+        uncommitted plans a later page could not match against, nor a split run, which shares
+        out what a whole read staged.
+        """
+        if self.dry_run or self.engine.splitter is not None:
+            return None
+        readers = [
+            runtime
+            for name, runtime in self.systems.items()
+            if runtime.reads and self.engine.live(name)
+        ]
+        if len(readers) != 1 or readers[0].writes:
+            return None
+        return readers[0]
+
+    def _streamed_pages(self, source: SystemRuntime, spool: Spool) -> Generator[_Page, None, None]:
+        """Pages to reconcile, as ``source``'s pages come in: staged, then matched, then handed
+        over a page size at a time while the next are read (vendor latency on both sides
+        overlaps, and the first records arrive before the last are read).
+
+        A record matches the records of earlier pages through the keys their commits stored,
+        as it would match a record of an earlier run. Deletes are read first, so the
+        mass-delete guard stands before any write.
+        """
+        reading = self._read_system(source, spool, streamed=True)
+        handed = 0
+        last = False
+        try:
+            while not last:
+                try:
+                    last = not next(reading, False)
+                except ConnectorError as exc:
+                    if exc.action is Action.REJECT_RECORD:
+                        raise
+                    self.engine.fail_system(source.name, exc)
+                    last = True
+                if not last and spool.count_live() < self.engine.page_size:
+                    continue
+                # Ids minted from here on are new to the store; those minted before are in it.
+                self._id_prefix = _id_prefix()
+                self._identify(spool)
+                pages = spool.take_live_groups(self.engine.page_size)
+                if last:
+                    # The read is over: the progress bar can show the whole, and an ETA.
+                    self._stream_total = handed + sum(len(page) for page in pages)
+                for page in pages:
+                    handed += len(page)
+                    yield page, None
+            for _ in reading:
+                pass  # the read's own end, which finds where its cursor can move to
+        finally:
+            reading.close()
 
     def _start_split(self, total: int) -> None:
         """Start the worker tasks, which take each page as soon as it is committed and wait
@@ -556,7 +650,9 @@ class _ObjectPass:
                 if decided is not None:
                     in_flight = self._start_writes(decided, senders)
                 done += len(page)
-                self._progress("send" if claim else "reconcile", "", done, total)
+                self._progress(
+                    "send" if claim else "reconcile", "", done, total or self._stream_total
+                )
                 if self.engine.should_stop():
                     if in_flight is not None:
                         self._finish(in_flight)
@@ -630,46 +726,58 @@ class _ObjectPass:
 
     # ------------------------------------------------------------------ 1. read
 
-    def _read_system(self, runtime: SystemRuntime, spool: Spool) -> None:
+    def _read_system(
+        self, runtime: SystemRuntime, spool: Spool, *, streamed: bool = False
+    ) -> Generator[bool, None, None]:
+        """Stage one system's changes, yielding after each page whether more follow, then its
+        deletes; ``streamed``, its deletes first (then the mass-delete guard), as the pages
+        yielded are reconciled before the read ends."""
         name = runtime.name
         with self.db.connect() as conn:
             cursor = store.get_cursor(conn, self.sync, name, self.object_type)
-            if not store.has_links(conn, self.sync, self.object_type, name):
-                # Its first sync: no page can hold a linked record, so none is looked up.
+            # Its first sync: no page can hold a linked record, so none is looked up; unless
+            # streamed, when a record read twice (edited while we page) was linked meanwhile.
+            if not streamed and not store.has_links(conn, self.sync, self.object_type, name):
                 self.never_linked.add(name)
         since = cursor - self.spec.overlap if cursor is not None else None
         high = cursor
         started = self.engine.clock()
-        fields = self._fields_to_read(runtime)
-        read = 0
         limit = runtime.read_limit
+        if streamed and limit is None:
+            self._read_deletes(runtime, since, started, spool)
+            self._guard_mass_deletes()
+        fields = self._fields_to_read(runtime)
+        read = fetched = 0
         connector = runtime.connector
-        # The next page is fetched while this one is mapped and staged: the vendor's latency
-        # and our CPU overlap. One thread, so the connector is never called concurrently.
+
+        def fetch(token: str | None) -> Page:
+            nonlocal fetched
+            page = connector.read_changes(self.object_type, since, token, fields)
+            fetched += len(page.records)
+            if limit is not None and fetched >= limit:
+                return replace(page, next_token=None)  # a sample reads no further
+            return page
+
+        # The next pages are fetched while this one is mapped, staged (and, streamed,
+        # reconciled): the vendor's latency and our CPU overlap. One reader thread, so the
+        # connector is never called concurrently.
+        pages = read_ahead(fetch, depth=READ_AHEAD_PAGES, name=f"read-{name}")
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"read-{name}") as reader:
-                read_changes = carry_context(connector.read_changes)
-                pending = reader.submit(read_changes, self.object_type, since, None, fields)
-                while True:
-                    page = pending.result()
-                    records, token = page.records, page.next_token
-                    if limit is not None and read + len(records) >= limit:
-                        records, token = records[: limit - read], None
-                    if token:
-                        pending = reader.submit(
-                            read_changes, self.object_type, since, token, fields
-                        )
-                    self._stage(runtime, records, spool)
-                    for record in records:
-                        if high is None or record.modified_at > high:
-                            high = record.modified_at
-                    read += len(records)
-                    self._progress("read", name, read, None)
-                    self.engine.keep_lease()
-                    if not token:
-                        break
+            for page in pages:
+                records = page.records
+                if limit is not None and read + len(records) >= limit:
+                    records = records[: limit - read]
+                self._stage(runtime, records, spool)
+                for record in records:
+                    if high is None or record.modified_at > high:
+                        high = record.modified_at
+                read += len(records)
+                self._progress("read", name, read, None)
+                self.engine.keep_lease()
+                yield page.next_token is not None
         finally:
             self.never_linked.discard(name)
+            pages.close()
         if limit is not None:
             # A sample is not the whole: the cursor stays, and deletes wait for a full run.
             self.high_water[name] = None
@@ -685,6 +793,14 @@ class _ObjectPass:
             # absorbs clock skew and search-index lag): a quiet object type's cursor follows
             # time, or every run would re-read the last burst of activity behind it forever.
             high = quiet_floor
+        if not streamed:
+            self._read_deletes(runtime, since, started, spool)
+        self.high_water[name] = high
+
+    def _read_deletes(
+        self, runtime: SystemRuntime, since: datetime | None, started: datetime, spool: Spool
+    ) -> None:
+        name = runtime.name
         if self.spec.deletes != "ignore" and runtime.connector.capabilities.detects_deletes:
             deleted_token: str | None = None
             while True:
@@ -695,7 +811,6 @@ class _ObjectPass:
                     break
         elif self.spec.deletes != "ignore" and isinstance(runtime.connector, SweepsIds):
             self._sweep_deletes(name, runtime.connector, started, spool)
-        self.high_water[name] = high
 
     def _sweep_deletes(
         self, name: str, connector: SweepsIds, started: datetime, spool: Spool
@@ -980,7 +1095,6 @@ class _ObjectPass:
         with self.db.connect() as conn:
             # Before this object type's first sync no canonical record holds a key to match.
             keyed = store.has_match_keys(conn, self.sync, self.object_type)
-        matched = 0
         for batch in spool.unlinked(1000):
             keys = {staged.seq: record_keys(staged.values, self.rules) for staged in batch}
             batch_keys = all_keys(keys.values())
@@ -1039,8 +1153,8 @@ class _ObjectPass:
             matcher.flush()
             spool.assign(assignments)
             spool.drop(duplicates)
-            matched += len(batch)
-            self._progress("match", "", matched, None)
+            self._matched += len(batch)
+            self._progress("match", "", self._matched, None)
             if no_longer_duplicates and not self.dry_run:
                 with self.db.begin() as conn:
                     store.close_failures(conn, no_longer_duplicates)
@@ -1697,6 +1811,11 @@ class _ObjectPass:
     def _progress(self, phase: str, system: str, done: int, total: int | None) -> None:
         if self.engine.progress is not None:
             self.engine.progress(f"{self.object_type}:{phase}", system, done, total)
+
+
+def _id_prefix() -> str:
+    """The start of the canonical ids a pass mints: the time, then 12 random hex digits."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(6).hex()}"
 
 
 def _page_row(

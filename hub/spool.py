@@ -204,6 +204,45 @@ class Spool:
                 page[row[6]].append(_staged(row))
             yield list(page.items())
 
+    def count_live(self) -> int:
+        """Records read and not deleted, matched or not."""
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM staged WHERE system IS NOT NULL AND deleted = 0"
+            ).fetchone()[0]
+        )
+
+    def take_live_groups(self, page_size: int) -> list[list[tuple[str, list[Staged]]]]:
+        """The groups (as :meth:`groups` makes them) of the canonical records that a record
+        read and matched belongs to, ``page_size`` a page, taken out of the spool."""
+        ids = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT DISTINCT canonical_id FROM staged WHERE system IS NOT NULL"
+                " AND deleted = 0 AND canonical_id IS NOT NULL ORDER BY canonical_id"
+            )
+        ]
+        pages = []
+        with self._batch():
+            for start in range(0, len(ids), page_size):
+                chunk = ids[start : start + page_size]
+                marks = ", ".join("?" for _ in chunk)
+                rows = self._db.execute(
+                    "SELECT seq, system, remote_id, modified_at, vals, hash, canonical_id,"  # noqa: S608
+                    f" fresh, deleted, rule FROM staged WHERE canonical_id IN ({marks})"
+                    " ORDER BY canonical_id, seq",
+                    chunk,
+                ).fetchall()
+                page: dict[str, list[Staged]] = {cid: [] for cid in chunk}
+                for row in rows:
+                    page[row[6]].append(_staged(row))
+                pages.append(list(page.items()))
+                self._db.execute(
+                    f"DELETE FROM staged WHERE canonical_id IN ({marks})",  # noqa: S608
+                    chunk,
+                )
+        return pages
+
     def deletions(self) -> dict[str, set[str]]:
         """Canonical id → the systems whose linked record this pass saw deleted."""
         found: dict[str, set[str]] = {}
