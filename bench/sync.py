@@ -21,6 +21,8 @@
 Each sandbox runs in its own process, as a vendor is another machine, with a raised request
 budget (``--rate-limit``, requests/s) so the figures measure crmhub rather than the vendors'
 throttles; HubSpot's search budget (5/s) is kept, since it is what an incremental read costs.
+``--latency-ms`` delays every answer of both sandboxes, as a network and a vendor's own work do
+(0 by default: the figures are then CPU alone, on a machine that also runs both sandboxes).
 Peak RSS is crmhub's process.
 
 Targets (issue 3): API calls at most 1.05 x the minimum; the one-way sync at least as fast, in
@@ -67,8 +69,9 @@ ASSOCIATION_CALLS = {
 }
 
 
-def start(vendor: str, rate_limit: float) -> SandboxProcess:
-    return SandboxProcess(vendor, SandboxOptions(seed=SEED, rate_limit=rate_limit))
+def start(vendor: str, rate_limit: float, latency_ms: float) -> SandboxProcess:
+    options = SandboxOptions(seed=SEED, rate_limit=rate_limit, latency_ms=latency_ms)
+    return SandboxProcess(vendor, options)
 
 
 def write_config(
@@ -128,10 +131,10 @@ def run(config_path: Path, clock: HubClock | None = None) -> tuple[RunReport, fl
     return report, seconds
 
 
-def two_way(contacts: int, rate_limit: float) -> dict[str, Any]:
+def two_way(contacts: int, rate_limit: float, latency_ms: float) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="crmhub-bench-sync-"))
     half = contacts // 2
-    boxes = {"hubspot": start("hubspot", rate_limit), "zoho": start("zoho", rate_limit)}
+    boxes = {name: start(name, rate_limit, latency_ms) for name in ("hubspot", "zoho")}
     ids = {
         "hubspot": boxes["hubspot"].seed(half, SEED),
         "zoho": boxes["zoho"].seed(half, SEED, start=half * 4 // 5, typed=True),
@@ -179,6 +182,7 @@ def two_way(contacts: int, rate_limit: float) -> dict[str, Any]:
         box.stop()
     return {
         "contacts": contacts,
+        "latency_ms": latency_ms,
         "records_read": read,
         "initial_seconds": round(seconds, 2),
         "records_per_second": round(read / seconds),
@@ -195,9 +199,9 @@ def two_way(contacts: int, rate_limit: float) -> dict[str, Any]:
     }
 
 
-def one_way(contacts: int, rate_limit: float) -> dict[str, Any]:
+def one_way(contacts: int, rate_limit: float, latency_ms: float) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="crmhub-bench-oneway-"))
-    boxes = {"hubspot": start("hubspot", rate_limit), "zoho": start("zoho", rate_limit)}
+    boxes = {name: start(name, rate_limit, latency_ms) for name in ("hubspot", "zoho")}
     boxes["hubspot"].seed(contacts, SEED, only_contacts=True)
     config = write_config(folder, boxes, ["contacts"], {"hubspot": "read", "zoho": "write"})
     with PeakRss() as rss:
@@ -205,6 +209,7 @@ def one_way(contacts: int, rate_limit: float) -> dict[str, Any]:
     created = report.counts["contacts"]["zoho"].get("created", 0)
     result: dict[str, Any] = {
         "contacts": contacts,
+        "latency_ms": latency_ms,
         "crmhub_seconds": round(seconds, 2),
         "crmhub_records_per_second": round(contacts / seconds),
         "created_in_zoho": created,
@@ -212,6 +217,10 @@ def one_way(contacts: int, rate_limit: float) -> dict[str, Any]:
         "rss_peak_mb": round(rss.peak / 2**20),
     }
     result.update(official_client_paging(boxes["hubspot"], contacts))
+    if "official_client_seconds" in result:
+        result["speed_against_official_client"] = round(
+            result["official_client_seconds"] / seconds, 2
+        )
     for box in boxes.values():
         box.stop()
     return result
@@ -249,18 +258,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--rate-limit", type=float, default=2000.0, help="requests/s per sandbox")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="delay of every sandbox answer"
+    )
     parser.add_argument("--only", choices=["two-way", "one-way"])
     parser.add_argument("--child", choices=["two-way", "one-way"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         measure = two_way if args.child == "two-way" else one_way
-        print(json.dumps(measure(args.contacts, args.rate_limit)))
+        print(json.dumps(measure(args.contacts, args.rate_limit, args.latency_ms)))
         return
     results: dict[str, Any] = {}
     for part in [args.only] if args.only else ["two-way", "one-way"]:
         # Each part in a fresh process, so one's memory never shows in the other's peak.
         command = [sys.executable, __file__, "--child", part, "--contacts", str(args.contacts)]
-        command += ["--rate-limit", str(args.rate_limit)]
+        command += ["--rate-limit", str(args.rate_limit), "--latency-ms", str(args.latency_ms)]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results[part] = json.loads(output.strip().splitlines()[-1])
     print(json.dumps(results, indent=2))

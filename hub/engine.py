@@ -532,16 +532,30 @@ class _ObjectPass:
 
     def _read_all(self, spool: Spool) -> None:
         """Stage every reading system's changes and deletes; one that fails is dropped from
-        the run."""
-        for name, runtime in self.systems.items():
-            if runtime.reads and self.engine.live(name):
-                try:
-                    for _ in self._read_system(runtime, spool):
-                        pass
-                except ConnectorError as exc:
-                    if exc.action is Action.REJECT_RECORD:
-                        raise
-                    self.engine.fail_system(name, exc)
+        the run.
+
+        The systems are read at the same time, each on its own reader thread, and their pages
+        staged here in turn: the pass waits for the slowest vendor, not for the sum of them.
+        """
+        readings = {
+            name: self._read_system(runtime, spool)
+            for name, runtime in self.systems.items()
+            if runtime.reads and self.engine.live(name)
+        }
+        try:
+            while readings:
+                for name, reading in list(readings.items()):
+                    try:
+                        if next(reading, None) is None:
+                            del readings[name]
+                    except ConnectorError as exc:
+                        del readings[name]
+                        if exc.action is Action.REJECT_RECORD:
+                            raise
+                        self.engine.fail_system(name, exc)
+        finally:
+            for reading in readings.values():
+                reading.close()
 
     def _stream_source(self) -> SystemRuntime | None:
         """The pass's one reading system, when its pages can be reconciled as they come in.

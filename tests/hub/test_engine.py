@@ -976,3 +976,25 @@ def test_a_lease_taken_over_during_a_long_read_stops_the_run_before_any_write(
     # over); the rest of the twenty were never asked for.
     assert reads["n"] <= 3 + READ_AHEAD_PAGES
     assert h.stores["b"].calls.get("read_changes", 0) == 0
+
+
+def test_the_systems_of_a_two_way_sync_are_read_at_the_same_time(db: Engine) -> None:
+    # Each vendor is read on its own thread: the pass waits for the slowest, not for the sum.
+    h = Harness(db, objects=("contacts",), store_page_size=10)
+    for i in range(300):
+        h.add("a", "contacts", firstname=f"A{i}", email=f"a{i}@x.com")
+        h.add("b", "contacts", firstname=f"B{i}", email=f"b{i}@x.com")
+    calls: list[tuple[str, str]] = []
+    for name, connector in h.connectors.items():
+        connector.before_call = lambda operation, _type, name=name: calls.append((name, operation))
+
+    report = h.run()
+
+    assert report.exit_code == 0, report.as_dict()
+    reads = {
+        name: [i for i, call in enumerate(calls) if call == (name, "read_changes")] for name in "ab"
+    }
+    assert len(reads["a"]) == len(reads["b"]) == 30
+    assert reads["b"][0] < reads["a"][-1]
+    assert reads["a"][0] < reads["b"][-1]
+    assert len(h.records("a", "contacts")) == len(h.records("b", "contacts")) == 600
