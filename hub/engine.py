@@ -470,6 +470,7 @@ class _ObjectPass:
         self._id_prefix = _id_prefix()
         self._ids_made = 0
         self._matched = 0
+        self._deleting: dict[str, set[str]] | None = None
         # A streamed pass's records to reconcile, once its read is over.
         self._stream_total: int | None = None
         self.pages_claimed = 0
@@ -1105,7 +1106,10 @@ class _ObjectPass:
         # A record deleted in this pass no longer holds its place: a new record with the same
         # key (deleted and created again) is not its duplicate, and under `propagate` the
         # whole canonical record is going away.
-        deleting = spool.deletions()
+        if self._deleting is None:
+            # Every delete is staged before the first call (a streamed pass reads them first).
+            self._deleting = spool.deletions()
+        deleting = self._deleting
         with self.db.connect() as conn:
             # Before this object type's first sync no canonical record holds a key to match.
             keyed = store.has_match_keys(conn, self.sync, self.object_type)
