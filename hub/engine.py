@@ -519,7 +519,9 @@ class _ObjectPass:
                 self._share_pages(spool, total)
             else:
                 pages = ((page, None) for page in spool.groups(self.engine.page_size))
-                if not self._reconcile(pages, total):
+                # A streamed pass's progress goes on from its pages.
+                done = self._stream_total or 0
+                if not self._reconcile(pages, done + total, done=done):
                     # The cursors stay where they were: the next run reads again what this one
                     # did not reconcile, and the echoes of what it did are skipped.
                     return False
@@ -645,9 +647,9 @@ class _ObjectPass:
             shared += len(page)
             self._progress("share", "", shared, total)
 
-    def _reconcile(self, pages: Iterable[_Page], total: int | None) -> bool:
-        """Decide, commit and send page after page; False when asked to stop."""
-        done = 0
+    def _reconcile(self, pages: Iterable[_Page], total: int | None, *, done: int = 0) -> bool:
+        """Decide, commit and send page after page; False when asked to stop. ``done`` and
+        ``total`` are for the progress bar."""
         # A page's vendor writes go out on the writer threads while the next page is decided
         # and committed here: vendor latency and our CPU overlap. Only the writers call the
         # connectors meanwhile, and only this thread touches the database and report.
