@@ -142,7 +142,11 @@ class Capabilities:
 
 @runtime_checkable
 class Connector(Protocol):
-    """One configured CRM account. All methods may raise :mod:`connectors.errors` types."""
+    """One configured CRM account. All methods may raise :mod:`connectors.errors` types.
+
+    The hub calls a connector from one thread at a time (its reads on a reader thread), except
+    its writes when ``capabilities.write_concurrency`` allows several at once.
+    """
 
     system: str
     capabilities: Capabilities
