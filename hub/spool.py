@@ -90,6 +90,14 @@ def _staged(row: tuple[Any, ...]) -> Staged:
     )
 
 
+def _grouped(ids: list[str], rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Staged]]]:
+    """Staged rows ordered by canonical id, as ``(canonical id, its rows)`` in ``ids`` order."""
+    page: dict[str, list[Staged]] = {cid: [] for cid in ids}
+    for row in rows:
+        page[row[6]].append(_staged(row))
+    return list(page.items())
+
+
 class Spool:
     """Staged records of one object pass; close() deletes the file."""
 
@@ -202,10 +210,7 @@ class Spool:
                 " ORDER BY canonical_id, seq",
                 (ids[0], ids[-1]),
             ).fetchall()
-            page: dict[str, list[Staged]] = {cid: [] for cid in ids}
-            for row in rows:
-                page[row[6]].append(_staged(row))
-            yield list(page.items())
+            yield _grouped(ids, rows)
 
     def count_live(self) -> int:
         """Records read and not deleted, matched or not."""
@@ -237,10 +242,7 @@ class Spool:
                     " ORDER BY canonical_id, seq",
                     chunk,
                 ).fetchall()
-                page: dict[str, list[Staged]] = {cid: [] for cid in chunk}
-                for row in rows:
-                    page[row[6]].append(_staged(row))
-                pages.append(list(page.items()))
+                pages.append(_grouped(chunk, rows))
                 self._db.execute(
                     f"DELETE FROM staged WHERE canonical_id IN ({marks})",  # noqa: S608
                     chunk,
