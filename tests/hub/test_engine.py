@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -812,6 +815,45 @@ def test_a_system_refusing_credentials_is_dropped_and_caught_up_next_run(db: Eng
     h.connectors["c"].before_call = None
     assert h.run().exit_code == 0
     assert [r["email"] for r in h.records("c", "contacts")] == ["ann@x.com"]
+
+
+def test_batches_in_flight_finish_when_one_is_refused_and_no_more_go_out_until_next_run(
+    db: Engine,
+):
+    # Three batches go out at once. When one finds the credentials revoked, the two already on
+    # their way finish; no later batch is sent; the next run sends the rest, each record once.
+    h = Harness(db, {"a": "read", "b": "write"}, objects=("contacts",), page_size=1000)
+    for i in range(1000):
+        h.add("a", "contacts", firstname=f"P{i}", email=f"p{i}@x.com")
+    target = h.connectors["b"]
+    target.capabilities = dataclasses.replace(target.capabilities, write_concurrency=3)
+    creates = {"n": 0}
+    counting = threading.Lock()
+    all_three_on_their_way = threading.Barrier(3, timeout=10)
+
+    def second_create_refused(operation: str, object_type: str) -> None:
+        if operation != "create":
+            return
+        with counting:
+            creates["n"] += 1
+            number = creates["n"]
+        if number <= 3:
+            all_three_on_their_way.wait()
+        if number == 2:
+            raise AuthError("token revoked", system="b")
+        time.sleep(0.1)  # still on its way when the second is refused
+
+    target.before_call = second_create_refused
+    report = h.run()
+
+    assert report.exit_code == 3
+    assert [f.system for f in report.failures] == ["b"]
+    assert creates["n"] == 3
+    assert len(h.records("b", "contacts")) == 200
+    target.before_call = None
+    assert h.run().exit_code == 0
+    emails = Counter(r["email"] for r in h.records("b", "contacts"))
+    assert emails == Counter(f"p{i}@x.com" for i in range(1000))
 
 
 def test_credentials_refused_while_looking_up_an_interrupted_create_drop_only_that_system(
