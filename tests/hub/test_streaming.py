@@ -149,3 +149,27 @@ def test_the_progress_bar_learns_the_whole_once_the_read_is_over(db: Engine) -> 
     moved = [(done, total) for phase, done, total in updates if phase == "contacts:reconcile"]
     assert moved[0][1] is None  # still reading
     assert moved[-1] == (300, 300)
+
+
+def test_a_record_edited_while_the_pass_pages_is_updated_not_made_twice(db: Engine) -> None:
+    # Read by (modified time, id), a record edited after its page was read comes again on the
+    # last page, long after the first copy reached the target.
+    h = one_way(db, 300, unique_emails=False)  # the target would take a second copy
+    first = h.by("source", "contacts", "email", "p0@x.com")["id"]
+    reads = {"n": 0}
+
+    def edit_mid_read(operation: str, object_type: str) -> None:
+        if operation == "read_changes":
+            reads["n"] += 1
+            if reads["n"] == 20:
+                h.edit("source", "contacts", first, jobtitle="Edited mid-read")
+
+    h.connectors["source"].before_call = edit_mid_read
+    report = h.run()
+
+    assert report.exit_code == 0, report.as_dict()
+    assert report.counts["contacts"]["source"]["read"] == 301
+    [copy] = [r for r in h.records("target", "contacts") if r["email"] == "p0@x.com"]
+    assert copy["jobtitle"] == "Edited mid-read"
+    assert emails(h, "target") == emails(h, "source")
+    assert admin.list_failed(db) == []
