@@ -553,12 +553,16 @@ class _ObjectPass:
                             del readings[name]
                     except ConnectorError as exc:
                         del readings[name]
-                        if exc.action is Action.REJECT_RECORD:
-                            raise
-                        self.engine.fail_system(name, exc)
+                        self._read_failed(name, exc)
         finally:
             for reading in readings.values():
                 reading.close()
+
+    def _read_failed(self, name: str, exc: ConnectorError) -> None:
+        """A system whose read failed is dropped from the run; a refused record is raised."""
+        if exc.action is Action.REJECT_RECORD:
+            raise exc
+        self.engine.fail_system(name, exc)
 
     def _stream_source(self) -> SystemRuntime | None:
         """The pass's one reading system, when its pages can be reconciled as they come in.
@@ -597,9 +601,7 @@ class _ObjectPass:
                 try:
                     last = not next(reading, False)
                 except ConnectorError as exc:
-                    if exc.action is Action.REJECT_RECORD:
-                        raise
-                    self.engine.fail_system(source.name, exc)
+                    self._read_failed(source.name, exc)
                     last = True
                 if not last and spool.count_live() < self.engine.page_size:
                     continue
@@ -1310,7 +1312,7 @@ class _ObjectPass:
             by_system[write.system].append(write)
         sent = [
             senders.writers.submit(
-                carry_context(self._send_all), by_system[name], senders.batches.get(name)
+                carry_context(self._send_all), name, by_system[name], senders.batches.get(name)
             )
             for name in sorted(by_system, key=self.engine.order.index)
         ]
@@ -1584,35 +1586,30 @@ class _ObjectPass:
                         return record, values
         return None
 
-    def _send_all(self, writes: list[Write], batches: Executor | None) -> list[_Sent]:
+    def _send_all(self, system: str, writes: list[Write], batches: Executor | None) -> list[_Sent]:
         """Send one system's writes, batched, and keep each batch's answer in the order the
         batches were made: vendor calls only, so it runs on a writer thread. Deletes go first,
         then updates, then creates; with ``batches``, the batches of one kind go out on it
         side by side. A system that fails for good is sent nothing more (batches already on
         their way finish)."""
-        by_kind: dict[str, list[Write]] = defaultdict(list)
-        for write in writes:
-            by_kind[write.kind].append(write)
+        runtime = self.systems[system]
+        size = runtime.connector.capabilities.max_batch
         sent: list[_Sent] = []
         given_up = False
 
         def send(kind: str, chunk: list[Write]) -> _Sent | None:
             nonlocal given_up
-            system = chunk[0].system
             if given_up or not self.engine.live(system):
                 return None  # its intents stay: the next run sends it
             try:
-                return _Sent(system, kind, chunk, self._send(self.systems[system], kind, chunk))
+                return _Sent(system, kind, chunk, self._send(runtime, kind, chunk))
             except ConnectorError as exc:
                 if exc.action not in (Action.RETRY, Action.BACKOFF):
                     given_up = True
                 return _Sent(system, kind, chunk, None, exc)
 
         for kind in ("delete", "update", "create"):
-            batch = by_kind.get(kind)
-            if not batch:
-                continue
-            size = self.systems[batch[0].system].connector.capabilities.max_batch
+            batch = [write for write in writes if write.kind == kind]
             chunks = [batch[start : start + size] for start in range(0, len(batch), size)]
             if batches is None or len(chunks) == 1:
                 answers = [send(kind, chunk) for chunk in chunks]
