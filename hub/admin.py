@@ -17,11 +17,12 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from textwrap import shorten
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, distinct, func, or_, select, union, update
 
-from hub import store
+from hub import audit, store
 from hub.config import Schedule, SyncConfig
 from hub.tables import audit_entries as audit_table
 from hub.tables import (
@@ -239,26 +240,81 @@ def list_failed(
 
 
 def retry_failed(db: Engine, ids: list[int] | None) -> int:
-    """Make failed records due for retry on the next run (all open or parked when ids is None)."""
-    query = update(dead_letters).where(dead_letters.c.status.in_(("open", "parked")))
+    """Make failed records due for retry on the next run (all open or parked when ids is
+    None); each one is audited as ``retry``."""
     if ids is not None:
         _require_ids(db, ids)
-        query = query.where(dead_letters.c.id.in_(ids))
-    with db.begin() as conn:
-        return int(conn.execute(query.values(status="open", next_attempt_at=None)).rowcount)
+    return _act_on_failed(
+        db,
+        ids,
+        action="retry",
+        why="a person asked for it to be tried again on the next run",
+        status="open",
+        next_attempt_at=None,
+    )
 
 
 def discard_failed(db: Engine, ids: list[int]) -> int:
-    """Stop retrying these records; they stay in the table for the record."""
+    """Stop retrying these records; they stay in the table for the record, and each one is
+    audited as ``discard``."""
     _require_ids(db, ids)
+    return _act_on_failed(
+        db,
+        ids,
+        action="discard",
+        why="a person discarded it: it is no longer retried",
+        status="discarded",
+    )
+
+
+# How much of a failed record's own reason its audit entry repeats.
+_FAILED_REASON_CHARS = 200
+
+
+def _act_on_failed(
+    db: Engine, ids: list[int] | None, *, action: str, why: str, **values: Any
+) -> int:
+    """Set ``values`` on the open or parked failed records (those of ``ids``, or all), and audit
+    each one that changed, in one transaction."""
+    query = update(dead_letters).where(dead_letters.c.status.in_(("open", "parked")))
+    if ids is not None:
+        query = query.where(dead_letters.c.id.in_(ids))
     with db.begin() as conn:
-        return int(
-            conn.execute(
-                update(dead_letters)
-                .where(dead_letters.c.id.in_(ids), dead_letters.c.status.in_(("open", "parked")))
-                .values(status="discarded")
-            ).rowcount
+        # The chain's lock first, as a sync's page commit takes it before it closes failures.
+        audit.take_append_lock(conn)
+        changed = conn.execute(
+            query.values(**values).returning(
+                dead_letters.c.id,
+                dead_letters.c.sync,
+                dead_letters.c.system,
+                dead_letters.c.object_type,
+                dead_letters.c.remote_id,
+                dead_letters.c.canonical_id,
+                dead_letters.c.stage,
+                dead_letters.c.reason,
+            )
+        ).all()
+        now = utcnow()
+        store.append_audit(
+            conn,
+            [
+                {
+                    "at": now,
+                    "run_id": None,
+                    "sync": row.sync,
+                    "system": row.system,
+                    "object_type": row.object_type,
+                    "remote_id": row.remote_id,
+                    "canonical_id": row.canonical_id,
+                    "action": action,
+                    "changes": None,
+                    "reason": f"failed record {row.id} ({row.stage}: "
+                    f"{shorten(row.reason, _FAILED_REASON_CHARS, placeholder=' …')}): {why}",
+                }
+                for row in sorted(changed, key=lambda row: row.id)
+            ],
         )
+        return len(changed)
 
 
 def _require_ids(db: Engine, ids: list[int]) -> None:

@@ -1,8 +1,8 @@
 """The audit trail's hash chain: sealing entries as they are appended, verifying, pruning.
 
-Public entry points: :func:`seal`, :func:`verify`, :func:`verify_file`, :func:`prune`,
-:func:`entry_hash`, :class:`Verification`, :class:`Finding`, :class:`Pruned`,
-:class:`AuditError`, :class:`ArchiveError`, :data:`GENESIS`, :data:`ENTRY_COLUMNS`.
+Public entry points: :func:`seal`, :func:`take_append_lock`, :func:`verify`,
+:func:`verify_file`, :func:`prune`, :func:`entry_hash`, :class:`Verification`, :class:`Finding`,
+:class:`Pruned`, :class:`AuditError`, :class:`ArchiveError`, :data:`GENESIS`, :data:`ENTRY_COLUMNS`.
 
 Every audit entry stores ``prev_hash``, the hash of the entry appended just before it, and
 ``hash``, SHA-256 over its own content and ``prev_hash`` (:func:`entry_hash`). The id is not part
@@ -130,6 +130,16 @@ def _lock_head(conn: Connection) -> tuple[int, str]:
     if head is None:
         raise RuntimeError("the audit chain has no head row: the database is not migrated")
     return int(head.last_id), str(head.last_hash)
+
+
+def take_append_lock(conn: Connection) -> None:
+    """Take the append lock for the rest of the transaction, ahead of its first append.
+
+    For a transaction that changes rows a sync's page commit changes after its own append
+    (conflicts, failed records) before it knows what to append: taking the locks in the same
+    order as the sync, the two never wait for each other in a cycle.
+    """
+    _lock_head(conn)
 
 
 def seal(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -29,6 +29,8 @@ AUDIT_ACTIONS = (
     "conflict",
     "choose",
     "resolve",
+    "retry",
+    "discard",
 )
 
 

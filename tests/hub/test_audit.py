@@ -330,6 +330,41 @@ def test_a_persons_choice_in_a_conflict_is_audited_when_made(tmp_path: Path):
     assert cli(config, "audit", "verify").exit_code == 0
 
 
+def test_a_persons_retry_and_discard_of_failed_records_are_audited_once_each(tmp_path: Path):
+    config, _ = synced(tmp_path)
+    a = vendor(tmp_path, "a")
+    bad = []
+    for name in ("zed", "yan"):
+        record = a.create("contacts", {"firstname": name})
+        record.fields["email"] = f"{name}@@acme.com"  # imported around the vendor's own check
+        bad.append(record.id)
+    a.save()
+    assert cli(config, "sync").exit_code == 1
+    failed = {row["remote_id"]: row for row in cli_json(config, "failed", "list")}
+    zed, yan = failed[bad[0]], failed[bad[1]]
+
+    assert cli(config, "failed", "retry", str(zed["id"])).exit_code == 0
+    assert cli(config, "failed", "discard", str(yan["id"])).exit_code == 0
+    # Already discarded: nothing changes, so nothing more is audited.
+    assert cli(config, "failed", "discard", str(yan["id"])).exit_code == 0
+
+    def entries(action: str) -> list[dict[str, Any]]:
+        log = cli(config, "log", "--action", action, "--format", "jsonl")
+        return [json.loads(line) for line in log.stdout.splitlines()]
+
+    [retried] = entries("retry")
+    [discarded] = entries("discard")
+    for entry, row in ((retried, zed), (discarded, yan)):
+        assert (entry["system"], entry["object_type"]) == ("a", "contacts")
+        assert entry["remote_id"] == row["remote_id"]
+        assert entry["run_id"] is None
+        assert f"failed record {row['id']} (map:" in entry["reason"]
+        assert "@@acme.com" in entry["reason"]  # what was wrong, without a second lookup
+    assert "tried again" in retried["reason"]
+    assert "no longer retried" in discarded["reason"]
+    assert cli(config, "audit", "verify").exit_code == 0
+
+
 # --------------------------------------------------------------------------- prune
 
 
