@@ -977,7 +977,8 @@ def worker(
     config_path: ConfigOption = None,
 ) -> None:
     """Run syncs that crmhub run --executor celery enqueues, until SIGTERM (running syncs
-    finish; SIGQUIT or a second Ctrl-C stops at once, and their runs go to other workers)."""
+    stop after their current page; SIGQUIT or a second Ctrl-C stops at once, and their runs
+    go to other workers)."""
     from hub.workers import DEFAULT_QUEUE, BrokerError, run_worker
 
     if not (ctx.obj or {}).get("log_level_given"):

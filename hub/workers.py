@@ -31,6 +31,12 @@ holds other syncs hostage in a busy worker's prefetch buffer.
   that outlasts the visibility timeout is delivered a second time while it still runs; that copy
   finds the lease held and ends as "skipped". Results live in the same Redis for a day.
 
+Shutdown: on SIGTERM (or a first Ctrl-C) the worker stops taking tasks, and each sync it runs
+stops at its next page boundary, as under ``crmhub run``: the page in hand is sent and
+committed, the run is reported ``interrupted`` and its task acknowledged, and the sync's next
+run goes on from there. A deploy's restart then waits a page, not the rest of a long first sync,
+and never reaches the SIGKILL that would leave the run to be redelivered.
+
 One run per sync at a time across all workers is the engine's lease, not Celery's: a task whose
 sync is running elsewhere ends quietly, ``{"sync": name, "status": "skipped"}``. A run killed
 on this host leaves a lease whose holder is gone, which the next run takes over at once
@@ -40,17 +46,19 @@ on this host leaves a lease whose holder is gone, which the next run takes over 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from multiprocessing.synchronize import Event as ProcessEvent
 from pathlib import Path
 from typing import Any
 
 from celery import Celery, current_task
 from celery.result import AsyncResult
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_shutting_down
 from kombu.exceptions import OperationalError
 from sqlalchemy import Engine
 
@@ -104,6 +112,25 @@ def _keep_crmhub_logging(**_kwargs: Any) -> None:
 
 
 setup_logging.connect(_keep_crmhub_logging)
+
+
+# Set by the worker's main process when it starts to shut down; its pool processes, forked
+# after run_worker made it, share it. A running sync asks it at every page boundary, so a
+# warm shutdown waits one page for it, not the rest of a first sync that may take hours.
+_shutting_down: ProcessEvent | None = None
+
+
+def _stop_requested() -> bool:
+    return _shutting_down is not None and _shutting_down.is_set()
+
+
+def _on_shutdown(sig: str = "", how: str = "", **_kwargs: Any) -> None:
+    if _shutting_down is not None:
+        _shutting_down.set()
+    log.info("worker: %s shutdown (%s): running syncs stop after their current page", how, sig)
+
+
+worker_shutting_down.connect(_on_shutdown)
 
 
 def _result_backend(broker: str) -> str:
@@ -196,7 +223,11 @@ def run_sync_task(config_path: str, sync_name: str) -> dict[str, Any]:
     config, db = opened
     try:
         [report] = run_sync(
-            db, config, [sync_name], splitter=lambda name: _splitter(config, name, _own_queue())
+            db,
+            config,
+            [sync_name],
+            splitter=lambda name: _splitter(config, name, _own_queue()),
+            should_stop=_stop_requested,
         )
     except LeaseHeldError as exc:
         log.info("sync %s is running on another worker; skipped", sync_name, extra=about)
@@ -252,7 +283,9 @@ def help_split_task(
         return opened
     config, db = opened
     try:
-        engine = build_engine(db, config, config.syncs[sync_name], owner=owner)
+        engine = build_engine(
+            db, config, config.syncs[sync_name], owner=owner, should_stop=_stop_requested
+        )
         return engine.help(object_type, run_id).as_dict()
     except LeaseHeldError as exc:
         return {"sync": sync_name, "status": "skipped", "reason": str(exc), "exit_code": 0}
@@ -361,11 +394,14 @@ def enqueue_scheduled_sync(config_path: str, name: str, queue: str = DEFAULT_QUE
 
 
 def run_worker(config: Config, *, concurrency: int, queues: Sequence[str]) -> int:
-    """Run a Celery worker on the config's broker until SIGTERM (it finishes its tasks), or
-    SIGQUIT or a second Ctrl-C (it stops at once; unacknowledged tasks go to other workers).
-    Returns the worker's exit code."""
+    """Run a Celery worker on the config's broker until SIGTERM or a first Ctrl-C (each running
+    sync stops after its current page, reported as interrupted), or SIGQUIT or a second Ctrl-C
+    (it stops at once; unacknowledged tasks go to other workers). Returns the worker's exit
+    code."""
+    global _shutting_down
     app = app_for(config)
     check_broker(app)
+    _shutting_down = multiprocessing.Event()
     worker = app.Worker(
         hostname=f"crmhub-{os.getpid()}@{socket.gethostname()}",
         concurrency=concurrency,

@@ -1,9 +1,10 @@
 """``crmhub worker`` processes on a real broker and PostgreSQL, against the vendor sandboxes.
 
 What an operator scaling out would notice: every sync converges whichever worker runs it, a sync
-never runs twice at once, the workers together stay inside each vendor's rate limit, and a
-worker killed mid-run loses nothing and duplicates nothing. Each test runs on Redis and on
-RabbitMQ; all skip, saying why, where a service is not running.
+never runs twice at once, the workers together stay inside each vendor's rate limit, a worker
+killed mid-run loses nothing and duplicates nothing, and a worker told to stop (SIGTERM) stops
+its run after the page in hand. Each test runs on Redis and on RabbitMQ; all skip, saying why,
+where a service is not running.
 """
 
 from __future__ import annotations
@@ -251,10 +252,18 @@ def emails(box: Sandbox) -> list[str]:
 
 
 @contextmanager
-def sandboxes(rates: dict[str, float | None]) -> Iterator[dict[str, Sandbox]]:
-    """Sandboxes allowing ``rates`` requests a second (None: the vendor's own budget)."""
+def sandboxes(
+    rates: dict[str, float | None], latency_ms: dict[str, float] | None = None
+) -> Iterator[dict[str, Sandbox]]:
+    """Sandboxes allowing ``rates`` requests a second (None: the vendor's own budget), each
+    answering after its ``latency_ms``."""
     boxes = {
-        vendor: load_sandbox(vendor, SandboxOptions(seed=SEED, rate_limit=rate))
+        vendor: load_sandbox(
+            vendor,
+            SandboxOptions(
+                seed=SEED, rate_limit=rate, latency_ms=(latency_ms or {}).get(vendor, 0.0)
+            ),
+        )
         for vendor, rate in rates.items()
     }
     for box in boxes.values():
@@ -409,6 +418,48 @@ def test_a_run_killed_mid_way_is_redelivered_and_converges_without_duplicates(
             )
             assert again.report is not None
             assert again.report.writes == 0
+
+
+def test_sigterm_stops_a_workers_run_after_its_page_and_the_next_run_finishes_it(
+    tmp_path: Path, broker: str, postgres_url: str, queue: str
+) -> None:
+    people = 100  # 10 companies, then 100 contacts: one request each, 60 ms apart
+    with sandboxes({"hubspot": None, "suitecrm": 25.0}, {"suitecrm": 60.0}) as boxes:
+        seed_sandbox(
+            boxes["hubspot"].api, load_default_map("hubspot"), sample_account(people, SEED)
+        )
+        systems = {vendor: shared_budget(box) for vendor, box in boxes.items()}
+        syncs = {"copy": one_way("hubspot", "suitecrm", ["companies", "contacts"])}
+        config = write_config(tmp_path, postgres_url, broker, systems, syncs)
+        app = create_app(broker)
+        with workers(config, broker, queue, 1) as [worker]:
+            [result] = enqueue(app, config, ["copy"], queue=queue)
+            deadline = time.monotonic() + 30
+            while not boxes["suitecrm"].api.snapshot("companies"):
+                assert time.monotonic() < deadline, "the run wrote nothing in 30 s"
+                time.sleep(0.01)
+
+            worker.process.send_signal(signal.SIGTERM)  # while it writes the companies
+
+            assert worker.process.wait(timeout=30) == 0, worker.said()
+            [outcome] = wait_for(["copy"], [result], timeout=RESULT_TIMEOUT)
+        assert outcome.report is not None, outcome
+        assert outcome.report.status == "interrupted"
+        # The companies' page was finished and committed; the contacts never started.
+        assert len(boxes["suitecrm"].api.snapshot("companies")) == people // 10
+        assert boxes["suitecrm"].api.snapshot("contacts") == {}
+        assert "stop after their current page" in worker.said()
+        assert [status for *_, status in run_spans(postgres_url)["copy"]] == ["interrupted"]
+
+        with workers(config, broker, queue, 1):
+            [again] = wait_for(
+                ["copy"], enqueue(app, config, ["copy"], queue=queue), timeout=RESULT_TIMEOUT
+            )
+        assert again.report is not None, again
+        assert again.exit_code == 0, again.report.as_dict()
+        assert again.report.total("created") == people  # the contacts only
+        found = emails(boxes["suitecrm"])
+        assert len(found) == len(set(found)) == people
 
 
 def test_three_workers_share_out_a_large_first_sync_and_each_record_arrives_once(
