@@ -128,6 +128,9 @@ class InsightlySettings(HttpSettings):
     Insightly allows 10 requests a second, plus a daily cap by plan that can be added
     (``10/second;40000/day``). ``page_size`` is ``top`` (at most 500). ``pipeline_id`` picks
     the pipeline whose stage a stage name means when several pipelines have a stage so named.
+    ``max_concurrency`` is how many write requests go out at once: Insightly takes one record a
+    request, so one at a time a round trip over 100 ms keeps a sync under the 10 a second it
+    allows; ``rate_limit`` still paces them however many are in flight.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -138,6 +141,7 @@ class InsightlySettings(HttpSettings):
     rate_limit_storage: str = "memory://"
     page_size: int = Field(default=MAX_TOP, ge=2, le=MAX_TOP)  # 2: room past the anchor row
     pipeline_id: int | None = None
+    max_concurrency: int = Field(default=2, ge=1, le=10)
 
     @field_validator("base_url")
     @classmethod
@@ -303,6 +307,7 @@ class InsightlyConnector:
             read_page_size=settings.page_size - 1,
             records_per_write_request=1,
             rate_windows=limiter.windows,
+            write_concurrency=settings.max_concurrency,
         )
 
     def __repr__(self) -> str:

@@ -123,7 +123,10 @@ class SuiteCrmSettings(HttpSettings):
     syntax) is the client-side budget: SuiteCRM has no throttle of its own, so it protects a
     self-hosted PHP server; ``rate_limit_storage`` shares it (Redis) across workers.
     ``page_size`` is ``page[size]`` (SuiteCRM sets no maximum; each listed row costs the server
-    a bean load). ``ca_bundle`` names a PEM file for a site behind a private CA.
+    a bean load). ``max_concurrency`` is how many write requests go out at once (V8 takes one
+    record a request, so over a real network this divides a large sync's write time; the
+    default 2 leaves most of a small PHP-FPM pool, five workers by default, to the site's
+    users). ``ca_bundle`` names a PEM file for a site behind a private CA.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -140,6 +143,7 @@ class SuiteCrmSettings(HttpSettings):
     page_size: int = Field(default=200, ge=1, le=1000)
     rate_limit: str = "10/second"
     rate_limit_storage: str = "memory://"
+    max_concurrency: int = Field(default=2, ge=1, le=10)
     ca_bundle: str | None = None
 
     @field_validator("base_url")
@@ -264,6 +268,9 @@ class SuiteCrmConnector:
         # Creates whose outcome is unknown (the call failed without a verdict): payload
         # fingerprint -> the id they were sent with, reused when the hub sends them again.
         self._pending: dict[str, str] = {}
+        # Fingerprints of the creates on their way now: a second record with the same payload
+        # sent meanwhile (from another writer thread) is another record, with an id of its own.
+        self._in_flight: set[str] = set()
         self.capabilities = Capabilities(
             object_types=frozenset(MODULES),
             max_batch=MAX_BATCH,
@@ -274,6 +281,7 @@ class SuiteCrmConnector:
             read_page_size=settings.page_size,
             records_per_write_request=1,
             rate_windows=self._limiter.windows,
+            write_concurrency=settings.max_concurrency,
         )
 
     def __repr__(self) -> str:
@@ -546,7 +554,12 @@ class SuiteCrmConnector:
             json.dumps([module, attributes], sort_keys=True, default=str).encode("utf-8")
         ).hexdigest()
         with self._lock:
-            record_id = self._pending.setdefault(fingerprint, str(uuid.uuid4()))
+            if fingerprint in self._in_flight:
+                # The twin of a create on its way: another record, its id kept nowhere.
+                record_id, fingerprint = str(uuid.uuid4()), ""
+            else:
+                record_id = self._pending.setdefault(fingerprint, str(uuid.uuid4()))
+                self._in_flight.add(fingerprint)
         body = {"data": {"type": module, "id": record_id, "attributes": attributes}}
         try:
             # Idempotent thanks to the id: a retry after a lost answer meets "already exist".
@@ -558,10 +571,16 @@ class SuiteCrmConnector:
             result = self._existing(module, record_id, exc)
             self._settled(fingerprint)
             return result
-        self._settled(fingerprint)
+        else:
+            self._settled(fingerprint)
+        finally:
+            # Without a verdict (the call failed) the id stays pending for the hub's next send.
+            with self._lock:
+                self._in_flight.discard(fingerprint)
         return self._written(module, response)
 
     def _settled(self, fingerprint: str) -> None:
+        # Still in flight here, so no twin can take the id before it is forgotten.
         with self._lock:
             self._pending.pop(fingerprint, None)
 

@@ -10,6 +10,7 @@ relationships endpoints, the ``email1`` PATCH bug, the request budget.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -393,6 +394,25 @@ def test_find_matches_email_whatever_its_case(api: SuiteCrmApi, sandbox: Sandbox
     found = crm.find("contacts", "email1", ["mixed.case@example.com", "nobody@example.com"])
 
     assert [r.id for r in found] == [record_id]
+
+
+def test_two_alike_records_created_at_once_are_two_records_with_ids_of_their_own() -> None:
+    # Two writer threads (max_concurrency) may send records whose payloads are the same: two
+    # companies named alike with nothing else known. Each is its own record in SuiteCRM, not
+    # one answered twice as "already exists".
+    api = SuiteCrmApi(SandboxOptions(seed=1, latency_ms=100))
+    alike = {"name": "Acme"}
+    with Sandbox(api, api.options) as served:
+        crm = connect(served)
+        crm.auth.token()
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: crm.create("companies", [alike]), range(2)))
+    ids = [result.remote_id for [result] in answers]
+    assert all(result.ok for [result] in answers), answers
+    assert len(set(ids)) == 2
+    assert served.calls.peak_in_flight == 2
+    named = [r for r in api.snapshot("companies").values() if r.get("name") == "Acme"]
+    assert len(named) == 2
 
 
 # ---------------------------------------------------------------------------------------------
