@@ -248,7 +248,7 @@ def retry_failed(db: Engine, ids: list[int] | None) -> int:
         db,
         ids,
         action="retry",
-        why="a person asked for it to be tried again on the next run",
+        what="a person asked for failed record {id} ({stage}) to be tried again on the next run",
         status="open",
         next_attempt_at=None,
     )
@@ -262,7 +262,7 @@ def discard_failed(db: Engine, ids: list[int]) -> int:
         db,
         ids,
         action="discard",
-        why="a person discarded it: it is no longer retried",
+        what="a person discarded failed record {id} ({stage}): it is no longer retried",
         status="discarded",
     )
 
@@ -272,10 +272,11 @@ _FAILED_REASON_CHARS = 200
 
 
 def _act_on_failed(
-    db: Engine, ids: list[int] | None, *, action: str, why: str, **values: Any
+    db: Engine, ids: list[int] | None, *, action: str, what: str, **values: Any
 ) -> int:
     """Set ``values`` on the open or parked failed records (those of ``ids``, or all), and audit
-    each one that changed, in one transaction."""
+    each one that changed, in one transaction, saying ``what`` (with ``{id}`` and ``{stage}``)
+    and why it had failed."""
     query = update(dead_letters).where(dead_letters.c.status.in_(("open", "parked")))
     if ids is not None:
         query = query.where(dead_letters.c.id.in_(ids))
@@ -308,8 +309,8 @@ def _act_on_failed(
                     "canonical_id": row.canonical_id,
                     "action": action,
                     "changes": None,
-                    "reason": f"failed record {row.id} ({row.stage}: "
-                    f"{shorten(row.reason, _FAILED_REASON_CHARS, placeholder=' …')}): {why}",
+                    "reason": what.format(id=row.id, stage=row.stage)
+                    + f". It failed: {shorten(row.reason, _FAILED_REASON_CHARS, placeholder=' …')}",
                 }
                 for row in sorted(changed, key=lambda row: row.id)
             ],

@@ -358,9 +358,11 @@ def test_a_persons_retry_and_discard_of_failed_records_are_audited_once_each(tmp
         assert (entry["system"], entry["object_type"]) == ("a", "contacts")
         assert entry["remote_id"] == row["remote_id"]
         assert entry["run_id"] is None
-        assert f"failed record {row['id']} (map:" in entry["reason"]
+        assert f"failed record {row['id']} (map)" in entry["reason"]
+        assert "It failed: " in entry["reason"]
         assert "@@acme.com" in entry["reason"]  # what was wrong, without a second lookup
-    assert "tried again" in retried["reason"]
+    assert "tried again on the next run" in retried["reason"]
+    assert "discarded" in discarded["reason"]
     assert "no longer retried" in discarded["reason"]
     assert cli(config, "audit", "verify").exit_code == 0
 
