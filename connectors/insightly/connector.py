@@ -47,7 +47,8 @@ section 3; [V] verified, [C] corroborated, [U] assumed here):
 * References: ``ORGANISATION_ID`` on contacts and opportunities, shown as a string id. An
   opportunity's contacts (its ``LINKS``) are not synced.
 * Limits: 10 requests a second and a daily cap by plan [C]; the client throttles itself with
-  ``rate_limit`` (``limits`` syntax; add the plan's cap, ``10/second;40000/day``), and 429
+  ``rate_limit`` (``limits`` syntax; 9 a second by default, since the client's window and
+  Insightly's never line up; add the plan's cap, ``9/second;40000/day``), and 429
   answers are waited out per ``Retry-After``. Every answer's ``X-RateLimit-Limit`` and
   ``X-RateLimit-Remaining`` are taken as the daily budget [U: the headers are what the Go
   client reads; that they count the day is assumed] and reported by ``headroom`` as ``daily``.
@@ -126,7 +127,9 @@ class InsightlySettings(HttpSettings):
     (``https://api.na1.insightly.com/v3.1``); ``api_key`` the key itself. ``rate_limit``
     (``limits`` syntax) is the client-side budget, shared through ``rate_limit_storage``:
     Insightly allows 10 requests a second, plus a daily cap by plan that can be added
-    (``10/second;40000/day``). ``page_size`` is ``top`` (at most 500). ``pipeline_id`` picks
+    (``9/second;40000/day``); the default keeps one a second spare, as the client's window and
+    Insightly's never line up, and two requests in flight would otherwise meet its limit now and
+    then. ``page_size`` is ``top`` (at most 500). ``pipeline_id`` picks
     the pipeline whose stage a stage name means when several pipelines have a stage so named.
     ``max_concurrency`` is how many write requests go out at once: Insightly takes one record a
     request, so one at a time a round trip over 100 ms keeps a sync under the 10 a second it
@@ -137,7 +140,7 @@ class InsightlySettings(HttpSettings):
 
     base_url: str
     api_key: SecretStr
-    rate_limit: str = "10/second"
+    rate_limit: str = "9/second"
     rate_limit_storage: str = "memory://"
     page_size: int = Field(default=MAX_TOP, ge=2, le=MAX_TOP)  # 2: room past the anchor row
     pipeline_id: int | None = None
