@@ -133,7 +133,8 @@ def capabilities(vendor: str, settings: dict[str, Any]) -> Capabilities:
         ("bitrix24", {"requests_per_second": 5, "burst": 250}, 2500, 5.0),
         # Every Insightly page after the first repeats the row the one before ended with.
         ("insightly", {"rate_limit": "10/second;40000/day"}, 499, 40_000 / DAY),
-        ("insightly", {"page_size": 100}, 99, 10.0),
+        # The default budget keeps one request a second spare under Insightly's 10.
+        ("insightly", {"page_size": 100}, 99, 9.0),
         ("apptivo", {}, 250, 2.0),
         ("apptivo", {"page_size": 100, "rate_limit": "1/second"}, 100, 1.0),
     ],
