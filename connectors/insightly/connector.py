@@ -129,8 +129,8 @@ class InsightlySettings(HttpSettings):
     Insightly allows 10 requests a second, plus a daily cap by plan that can be added
     (``9/second;40000/day``); the default keeps one a second spare, as the client's window and
     Insightly's never line up, and two requests in flight would otherwise meet its limit now and
-    then. ``page_size`` is ``top`` (at most 500). ``pipeline_id`` picks
-    the pipeline whose stage a stage name means when several pipelines have a stage so named.
+    then. ``page_size`` is ``top`` (at most 500). ``pipeline_id`` picks the pipeline whose
+    stage a stage name means when several pipelines have a stage so named.
     ``max_concurrency`` is how many write requests go out at once: Insightly takes one record a
     request, so one at a time a round trip over 100 ms keeps a sync under the 10 a second it
     allows; ``rate_limit`` still paces them however many are in flight.
